@@ -1,0 +1,1 @@
+"""Reading the host's raw counters."""

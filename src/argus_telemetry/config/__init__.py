@@ -1,0 +1,1 @@
+"""Configuration: units, typed model, loading and rendering."""

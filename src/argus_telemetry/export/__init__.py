@@ -1,0 +1,1 @@
+"""Exporters: Pushgateway, Loki, remote_write, and the local /metrics endpoint."""

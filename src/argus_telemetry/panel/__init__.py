@@ -1,0 +1,1 @@
+"""The control panel: a local web UI fed by the stream."""

@@ -1,0 +1,1 @@
+"""The OS service installer (systemd, Windows SCM)."""

@@ -1,0 +1,1 @@
+"""Snapshots: schema 1, rate math, and the sampler that builds them."""

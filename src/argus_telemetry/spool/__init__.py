@@ -1,0 +1,1 @@
+"""The durable local spool: every snapshot is stored here before anything else."""
