@@ -101,10 +101,11 @@ def _explain(message: str) -> tuple[str, str]:
     parts = _split_path(where.rstrip("`")) if where else []
     unknown = re.fullmatch(r"Object contains unknown field `(.+)`", reason)
     if unknown:
+        known = _known_keys(parts)
         parts.append(unknown.group(1))
-        reason = "is not a known key"
+        reason = f"unknown key (known: {', '.join(known)})"
         if len(parts) == 1:
-            return f"[{parts[0]}]", "is not a known section"
+            return f"[{parts[0]}]", f"unknown section (known: {', '.join(known)})"
     else:
         expected = re.fullmatch(r"Expected `(\w+)`, got `(\w+)`", reason)
         if expected:
@@ -135,6 +136,15 @@ def _format_key(parts: list[str]) -> str:
     table = f"[{'.'.join(tables)}]" if tables else ""
     key = ".".join(rest)
     return f"{table} {key}".strip()
+
+
+def _known_keys(parts: list[str]) -> list[str]:
+    node: Any = Config
+    for part in parts:
+        node = _struct_of(node, part)
+        if node is None:
+            return []
+    return [field.name for field in msgspec.structs.fields(node)]
 
 
 def _struct_of(node: Any, name: str) -> Any:
