@@ -251,5 +251,3 @@ def _host_collector() -> Collector:
 
 def _enabled_exporters(config: Config) -> list[str]:
     return [name for name in ("pushgateway", "loki", "remote_write") if getattr(config, name).url]
-
-

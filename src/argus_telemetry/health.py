@@ -33,9 +33,7 @@ class Health:
     """Mutable, owned by the event loop thread (no locking needed)."""
 
     def __init__(self, enabled_exporters: list[str]) -> None:
-        self.exporters: dict[str, ExporterHealth] = {
-            name: ExporterHealth(name=name) for name in enabled_exporters
-        }
+        self.exporters: dict[str, ExporterHealth] = {name: ExporterHealth(name=name) for name in enabled_exporters}
         self.flush_total = 0
         self.last_flush_wall: float | None = None
         self.snapshots_total = 0

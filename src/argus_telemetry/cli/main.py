@@ -110,7 +110,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from argus_telemetry.cli.spool_cmd import spool_stats, spool_verify
 
         config, _ = _load(args.config)
-        return spool_stats(config, as_json=args.json) if args.action == "stats" else spool_verify(config, as_json=args.json)
+        return (
+            spool_stats(config, as_json=args.json)
+            if args.action == "stats"
+            else spool_verify(config, as_json=args.json)
+        )
     if command == "watch":
         from argus_telemetry.cli.watch import watch
 

@@ -20,8 +20,8 @@ from argus_telemetry.config.model import (
     AuthConfig,
     Bytes,
     Config,
-    Secret,
     Seconds,
+    Secret,
     TlsConfig,
 )
 from argus_telemetry.errors import ConfigError
@@ -110,9 +110,7 @@ def _explain(message: str) -> tuple[str, str]:
         expected = re.fullmatch(r"Expected `(\w+)`, got `(\w+)`", reason)
         if expected:
             want, got = expected.groups()
-            reason = (
-                f"expected {_TYPE_WORDS.get(want, want)}, got {_TYPE_WORDS.get(got, got)}"
-            )
+            reason = f"expected {_TYPE_WORDS.get(want, want)}, got {_TYPE_WORDS.get(got, got)}"
     return _format_key(parts), reason
 
 
@@ -149,9 +147,8 @@ def _known_keys(parts: list[str]) -> list[str]:
 
 def _struct_of(node: Any, name: str) -> Any:
     for field in msgspec.structs.fields(node):
-        if field.name == name and isinstance(field.type, type):
-            if issubclass(field.type, msgspec.Struct):
-                return field.type
+        if field.name == name and isinstance(field.type, type) and issubclass(field.type, msgspec.Struct):
+            return field.type
     return None
 
 

@@ -54,7 +54,7 @@ DEFAULT_DISK_EXCLUDE = (
 )
 
 
-class AgentConfig(_Table):
+class AgentConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     interval: Seconds = Seconds(2.0)
     flush_interval: Seconds = Seconds(10.0)
     flush_max_items: int = 20
@@ -63,25 +63,25 @@ class AgentConfig(_Table):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class SpoolConfig(_Table):
+class SpoolConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     max_bytes: Bytes = Bytes(256 * 1024**2)
     max_age: Seconds = Seconds(7 * 86400.0)
     wipe: bool = True
 
 
-class CollectConfig(_Table):
+class CollectConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     disk_exclude: str = DEFAULT_DISK_EXCLUDE
     interface_exclude: str = ""
 
 
-class TlsConfig(_Table):
+class TlsConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
     insecure_skip_verify: bool = False
 
 
-class AuthConfig(_Table):
+class AuthConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     username: str = ""
     password: Secret = Secret("")
     password_file: str = ""
@@ -89,7 +89,7 @@ class AuthConfig(_Table):
     bearer_token_file: str = ""
 
 
-class PushgatewayConfig(_Table):
+class PushgatewayConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     url: str = ""
     job: str = "argus"
     timeout: Seconds = Seconds(5.0)
@@ -97,7 +97,7 @@ class PushgatewayConfig(_Table):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
 
 
-class LokiConfig(_Table):
+class LokiConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     url: str = ""
     tenant: str = ""
     labels: dict[str, str] = msgspec.field(default_factory=lambda: {"job": "argus"})
@@ -108,7 +108,7 @@ class LokiConfig(_Table):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
 
 
-class RemoteWriteConfig(_Table):
+class RemoteWriteConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     url: str = ""
     job: str = "argus"
     timeout: Seconds = Seconds(10.0)
@@ -120,7 +120,7 @@ class RemoteWriteConfig(_Table):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
 
 
-class StreamConfig(_Table):
+class StreamConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     path: str = ""  # empty: the platform's default (paths.py)
     history: int = 300
@@ -128,11 +128,11 @@ class StreamConfig(_Table):
     group: str = ""  # group owning the Unix socket (mode 0660); empty: the agent's group
 
 
-class MetricsConfig(_Table):
+class MetricsConfig(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     listen: str = ""  # "HOST:PORT" serves /metrics; empty: off
 
 
-class Config(_Table):
+class Config(_Table, frozen=True, forbid_unknown_fields=True, kw_only=True):
     agent: AgentConfig = msgspec.field(default_factory=AgentConfig)
     spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)
     collect: CollectConfig = msgspec.field(default_factory=CollectConfig)

@@ -7,7 +7,7 @@ import json
 import msgspec
 
 from argus_telemetry.config import units
-from argus_telemetry.config.model import Bytes, Config, Secret, Seconds
+from argus_telemetry.config.model import Bytes, Config, Seconds, Secret
 
 REDACTED = "<redacted>"
 

@@ -29,7 +29,7 @@ def parse_duration(value: object) -> float:
     Booleans, negatives, NaN/infinity, spaces and unknown units are refused.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration (e.g. \"10s\")")
+        raise ValueError(f'{value!r} is not a duration (e.g. "10s")')
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -38,7 +38,7 @@ def parse_duration(value: object) -> float:
             raise ValueError(f'"{value}" is not a duration (e.g. "500ms", "10s", "5m", "7d")')
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     else:
-        raise ValueError(f"{value!r} is not a duration (e.g. \"10s\")")
+        raise ValueError(f'{value!r} is not a duration (e.g. "10s")')
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{value!r} is not a duration: it must be finite and not negative")
     return seconds
@@ -50,7 +50,7 @@ def parse_size(value: object) -> int:
     Booleans, negatives, fractions of a byte and unknown units are refused.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a size (e.g. \"256MiB\")")
+        raise ValueError(f'{value!r} is not a size (e.g. "256MiB")')
     if isinstance(value, int):
         size = value
     elif isinstance(value, str):
@@ -62,7 +62,7 @@ def parse_size(value: object) -> int:
             raise ValueError(f'"{value}" is not a whole number of bytes')
         size = int(exact)
     else:
-        raise ValueError(f"{value!r} is not a size (e.g. \"256MiB\")")
+        raise ValueError(f'{value!r} is not a size (e.g. "256MiB")')
     if size < 0:
         raise ValueError(f"{value!r} is not a size: it must not be negative")
     return size

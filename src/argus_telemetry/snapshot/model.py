@@ -18,35 +18,35 @@ class _Part(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fiel
     pass
 
 
-class Cpu(_Part):
+class Cpu(_Part, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     usage_percent: float | None = None
     cores: list[float] | None = None
 
 
-class Memory(_Part):
+class Memory(_Part, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     total_bytes: int
     available_bytes: int
     used_bytes: int
     used_percent: float
 
 
-class DiskRates(_Part):
+class DiskRates(_Part, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     read_bytes_per_second: float | None = None
     write_bytes_per_second: float | None = None
 
 
-class Disk(_Part):
+class Disk(_Part, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     read_bytes_per_second: float | None = None
     write_bytes_per_second: float | None = None
     devices: dict[str, DiskRates] = msgspec.field(default_factory=dict)
 
 
-class NetRates(_Part):
+class NetRates(_Part, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     receive_bytes_per_second: float | None = None
     transmit_bytes_per_second: float | None = None
 
 
-class Network(_Part):
+class Network(_Part, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     receive_bytes_per_second: float | None = None
     transmit_bytes_per_second: float | None = None
     interfaces: dict[str, NetRates] = msgspec.field(default_factory=dict)

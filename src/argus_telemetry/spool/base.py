@@ -79,8 +79,7 @@ class Spool(Protocol):
         """The newest stored record, if any."""
         ...
 
-    async def stats(self) -> SpoolStats:
-        ...
+    async def stats(self) -> SpoolStats: ...
 
     async def close(self) -> None:
         """Flush, checkpoint, and release the file."""
