@@ -7,9 +7,9 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.support.rw_fake import decode, reference_encode
 
 from argus_telemetry.export import prompb
-from tests.support.rw_fake import decode, reference_encode
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 _labels = st.lists(st.tuples(_text, _text), max_size=6)
@@ -21,7 +21,9 @@ _request = st.lists(st.tuples(_labels, _samples), max_size=5)
 
 @settings(max_examples=400, deadline=None)
 @given(_request)
-def test_write_request_bytes_equal_the_protobuf_runtime(series: list[tuple[list[tuple[str, str]], list[tuple[float, int]]]]) -> None:
+def test_write_request_bytes_equal_the_protobuf_runtime(
+    series: list[tuple[list[tuple[str, str]], list[tuple[float, int]]]],
+) -> None:
     """Any WriteRequest (empty strings, zero and negative-zero values, NaNs, negative and
     64-bit timestamps) encodes to exactly the bytes protobuf serialises."""
     assert prompb.encode_write_request(series) == reference_encode(series)
