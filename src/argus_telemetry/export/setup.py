@@ -1,4 +1,8 @@
-"""Builds the enabled exporters from the Config (placeholder until the exporters land)."""
+"""Builds the enabled exporters and the /metrics endpoint from the Config.
+
+Imports are lazy: with no exporter configured the agent never loads httpx or
+prometheus_client (RSS target, perf notes).
+"""
 
 from __future__ import annotations
 
@@ -9,5 +13,21 @@ if TYPE_CHECKING:
 
 
 def build_exporters(agent: Agent) -> list[Component]:
-    """The exporter components the config enables."""
-    return []
+    """The components the config enables: Pushgateway, Loki (through a delivery loop)
+    and the /metrics endpoint when `[metrics] listen` is set."""
+    config = agent.config
+    components: list[Component] = []
+    if config.pushgateway.url:
+        from argus_telemetry.export.pushgateway import PushgatewayExporter
+
+        components.append(PushgatewayExporter(agent))
+    if config.loki.url:
+        from argus_telemetry.export.delivery import Delivery
+        from argus_telemetry.export.loki import LokiExporter
+
+        components.append(Delivery(agent, LokiExporter(agent)))
+    if config.metrics.listen:
+        from argus_telemetry.export.metrics import MetricsEndpoint
+
+        components.append(MetricsEndpoint(agent))
+    return components

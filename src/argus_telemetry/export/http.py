@@ -1,0 +1,143 @@
+"""The one place that builds HTTP clients for exporters (TLS, auth, timeout, user
+agent) and maps HTTP answers to ExportError classes.
+
+Secrets are read here and go only into the client's auth; they are never logged, and
+neither are auth headers or URLs with userinfo (see `redact_url`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from argus_telemetry.config.model import AuthConfig, TlsConfig
+from argus_telemetry.errors import ConfigError, ExportError
+
+if TYPE_CHECKING:
+    import httpx
+
+MISCONFIGURED = frozenset({401, 403, 404, 405, 415})  # keep data, retry slowly, report loudly
+MAX_ERROR_TEXT = 4096  # of a response body kept in errors and dead-letter files
+
+
+def build_client(
+    section: str,
+    *,
+    tls: TlsConfig,
+    auth: AuthConfig,
+    timeout_seconds: float,
+    version: str,
+    config_path: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """An httpx client for one exporter. `section` ("loki", ...) names the config table
+    in errors. Raises ConfigError when a CA, certificate, key or secret file is unusable.
+    Proxies from the environment are not used (the contract has no proxy key)."""
+    import httpx
+
+    where = config_path or "configuration"
+    all_headers = {"User-Agent": f"argus-telemetry/{version}"}
+    basic: httpx.BasicAuth | None = None
+    if auth.username:
+        password = auth.password.reveal() or _read_secret(where, f"[{section}.auth] password_file", auth.password_file)
+        basic = httpx.BasicAuth(auth.username, password)
+    token = auth.bearer_token.reveal() or (
+        _read_secret(where, f"[{section}.auth] bearer_token_file", auth.bearer_token_file)
+        if auth.bearer_token_file
+        else ""
+    )
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    all_headers.update(headers or {})
+    return httpx.AsyncClient(
+        verify=ssl_context(section, tls, where),
+        auth=basic,
+        headers=all_headers,
+        timeout=httpx.Timeout(timeout_seconds),
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+def ssl_context(section: str, tls: TlsConfig, where: str) -> ssl.SSLContext:
+    """Verification on by default against `ca_file` (else the system store); a client
+    certificate when `cert_file` is set."""
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(where, f"[{section}.tls] ca_file", f"cannot use {tls.ca_file!r}: {exc}") from exc
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.cert_file:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                where, f"[{section}.tls] cert_file", f"cannot use {tls.cert_file!r} / {tls.key_file!r}: {exc}"
+            ) from exc
+    return context
+
+
+def _read_secret(where: str, key: str, path: str) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, key, f"cannot read {path!r}: {exc.__class__.__name__}") from exc
+
+
+def redact_url(url: str) -> str:
+    """`url` without userinfo, safe to log."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def parse_retry_after(value: str | None, now_wall: float) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - now_wall)
+
+
+def error_for_response(exporter: str, response: httpx.Response, now_wall: float) -> ExportError | None:
+    """None for a 2xx; else the ExportError of the contract's error classes:
+    5xx and 429 retryable (429 with Retry-After); 413 retryable (split by delivery);
+    401/403/404/405/415 retryable (misconfiguration, retried slowly); any other 4xx not
+    retryable (refused for good); anything else (1xx, 3xx) retryable."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    text = response.text[:MAX_ERROR_TEXT].strip() or response.reason_phrase
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now_wall)
+    if status in MISCONFIGURED:
+        text = f"{text} (check the URL, tenant and credentials)"
+    refused = 400 <= status < 500 and status not in MISCONFIGURED and status not in {408, 413, 429}
+    return ExportError(exporter, text, status=status, retryable=not refused, retry_after_seconds=retry_after)
+
+
+def error_for_exception(exporter: str, exc: Exception) -> ExportError:
+    """A network error or timeout as a retryable ExportError (no secrets in the text)."""
+    import httpx
+
+    kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network error"
+    detail = str(exc) or exc.__class__.__name__
+    return ExportError(exporter, f"{kind}: {detail}", status=None, retryable=True)
