@@ -19,7 +19,7 @@ from argus_telemetry.snapshot.model import (
     format_time,
 )
 
-WALL = 1_796_400_000.0  # 2026-12-04T12:00:00Z
+WALL = 1_796_400_000.0  # 2026-12-04T16:00:00Z
 MONOTONIC = 1000.0
 GIB = 1024**3
 
