@@ -21,7 +21,6 @@ SIDE_FILES = ("-wal", "-shm")  # SQLite's companions of DB_NAME, moved with it
 QUARANTINE = "quarantine"
 SCHEMA_VERSION = 1
 TABLES = ("snapshots", "meta", "cursors", "drops")
-SALVAGE_BATCH = 256
 
 
 def row_crc(seq: int, wall: float, snapshot_json: bytes, counters: bytes) -> int:
@@ -209,22 +208,14 @@ def _scan(
     start: int,
     stop_at: int | None = None,
 ) -> int | None:
-    position = start
+    """Read rows one by one in the given direction until the first unreadable page (or
+    `stop_at`); return the last seq reached."""
     last: int | None = None
-    while True:
-        try:
-            batch = conn.execute(
-                f"SELECT seq, wall, crc, snapshot, counters FROM snapshots WHERE {where} LIMIT ?",  # noqa: S608 (fixed text)
-                (position, SALVAGE_BATCH),
-            ).fetchall()
-        except sqlite3.Error:
-            return last
-        if not batch:
-            return last
-        for seq, wall, crc, snapshot, counters in batch:
+    query = f"SELECT seq, wall, crc, snapshot, counters FROM snapshots WHERE {where}"  # noqa: S608 (fixed text)
+    try:
+        for seq, wall, crc, snapshot, counters in conn.execute(query, (start,)):
             if stop_at is not None and seq <= stop_at:
-                return last
-            position = seq
+                break
             last = seq
             if seq in found:
                 continue
@@ -232,3 +223,6 @@ def _scan(
                 found[seq] = (seq, wall, snapshot, counters)
             else:
                 result.bad_rows += 1
+    except sqlite3.Error:
+        pass
+    return last
