@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from argus_telemetry.config.model import Bytes, Seconds, SpoolConfig
-from argus_telemetry.spool.sqlite import SqliteSpool
 from tests.support.fake_clock import FakeClock
+
+from argus_telemetry.config.model import Bytes, Seconds, SpoolConfig
+from argus_telemetry.spool.sqlite import FaultHook, SqliteSpool
 
 
 def payload(seq: int, size: int = 200) -> bytes:
@@ -24,8 +25,10 @@ def spool_config(*, max_bytes: int = 256 * 1024**2, max_age: float = 7 * 86400.0
     return SpoolConfig(max_bytes=Bytes(max_bytes), max_age=Seconds(max_age), wipe=wipe)
 
 
-async def open_spool(directory: Path, clock: FakeClock, config: SpoolConfig | None = None, **kwargs: object) -> SqliteSpool:
-    return await SqliteSpool.open(directory, config or spool_config(), clock, **kwargs)  # type: ignore[arg-type]
+async def open_spool(
+    directory: Path, clock: FakeClock, config: SpoolConfig | None = None, *, faults: FaultHook | None = None
+) -> SqliteSpool:
+    return await SqliteSpool.open(directory, config or spool_config(), clock, faults=faults)
 
 
 async def append_n(spool: SqliteSpool, clock: FakeClock, count: int, size: int = 200) -> list[int]:
@@ -43,5 +46,3 @@ async def all_seqs(spool: SqliteSpool, consumer: str = "inspect") -> list[int]:
     """Every seq in the spool, oldest first (read through a consumer that never acks)."""
     records = await spool.read_after(consumer, 1_000_000)
     return [record.seq for record in records]
-
-

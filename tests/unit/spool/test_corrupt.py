@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from argus_telemetry.spool.verify import DB_NAME, verify_spool
 from tests.support.fake_clock import FakeClock
 from tests.unit.spool.helpers import all_seqs, append_n, open_spool, payload
+
+from argus_telemetry.spool.verify import DB_NAME, verify_spool
 
 ROWS = 200
 PAGE = 4096

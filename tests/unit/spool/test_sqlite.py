@@ -7,10 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from argus_telemetry.spool.base import DROP_REASONS
 from tests.support.fake_clock import FakeClock
 from tests.unit.spool.helpers import all_seqs, append_n, counters, open_spool, payload, spool_config
+
+from argus_telemetry.spool.base import DROP_REASONS
 
 ZERO_DROPS = dict.fromkeys(DROP_REASONS, 0)
 
