@@ -114,26 +114,43 @@ class SeriesEncoder:
             encoded = self._cache[key] = prompb.encode_labels(self.label_set(key))
         return encoded
 
-    def plan(self, records: Sequence[SpoolRecord], stale_before: frozenset[SeriesKey]) -> list[EncodedRequest]:
+    def plan(
+        self,
+        records: Sequence[SpoolRecord],
+        stale_before: frozenset[SeriesKey],
+        *,
+        oldest_ms: int | None = None,
+        first_only: bool = False,
+    ) -> Plan:
         """Requests covering `records` in order. `stale_before`: the series of the
-        snapshot sent just before them (they get a marker if they are gone)."""
+        snapshot sent just before them (they get a marker if they are gone). Snapshots
+        older than `oldest_ms` are left out and counted in `Plan.too_old`. `first_only`:
+        stop once the first request is full (`Plan.consumed` says how far it got)."""
         requests: list[EncodedRequest] = []
         series: dict[SeriesKey, list[prompb.Sample]] = {}
-        first_seq = last_seq = snapshots = samples = 0
+        first_seq = last_seq = snapshots = samples = consumed = too_old = 0
         previous = stale_before
         for record in records:
             snapshot = decode_snapshot(record.snapshot_json)
+            stamp = timestamp_ms(snapshot)
+            if oldest_ms is not None and stamp < oldest_ms:
+                if first_only and snapshots:
+                    break  # a too-old snapshot after newer ones (clock step): next request
+                too_old += 1
+                consumed += 1
+                continue
             points = snapshot_points(snapshot, decode_counters(record.counters))
             current = frozenset(key for key, _ in points)
             gone = previous - current
             count = len(points) + len(gone)
             if snapshots and samples + count > self.max_samples:
                 requests.append(self._request(first_seq, last_seq, snapshots, samples, series, previous))
+                if first_only:
+                    return Plan(requests, consumed, too_old)
                 series = {}
                 snapshots = samples = 0
             if not snapshots:
                 first_seq = record.seq
-            stamp = timestamp_ms(snapshot)
             for key in sorted(gone):
                 series.setdefault(key, []).append((prompb.STALE_NAN, stamp))
             for key, value in points:
@@ -141,12 +158,13 @@ class SeriesEncoder:
             last_seq = record.seq
             snapshots += 1
             samples += count
+            consumed += 1
             previous = current
         if snapshots:
             requests.append(self._request(first_seq, last_seq, snapshots, samples, series, previous))
-        return requests
+        return Plan(requests, consumed, too_old)
 
-    def _request(
+    def _request(  # noqa: PLR0917 -- private, called from plan() only, with the loop state
         self,
         first_seq: int,
         last_seq: int,
@@ -157,6 +175,16 @@ class SeriesEncoder:
     ) -> EncodedRequest:
         body = b"".join(prompb.encode_series(self._encoded_labels(key), points) for key, points in series.items())
         return EncodedRequest(first_seq, last_seq, snapshots, samples, body, stale_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What `SeriesEncoder.plan` made of some records: the requests, how many records
+    it went through (`consumed`) and how many of those were too old to send."""
+
+    requests: list[EncodedRequest]
+    consumed: int
+    too_old: int
 
 
 def decode_records(records: Iterable[SpoolRecord]) -> list[tuple[Snapshot, Counters]]:

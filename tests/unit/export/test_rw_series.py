@@ -74,7 +74,7 @@ def test_series_match_the_prometheus_exposition() -> None:
 def test_request_labels_values_and_timestamps() -> None:
     """Each series carries __name__, instance, job, [agent].labels and its own labels,
     sorted bytewise; samples are at the snapshot's time in ms."""
-    request = encoder().plan([record(1), record(2)], frozenset())[0]
+    request = encoder().plan([record(1), record(2)], frozenset()).requests[0]
     series = {tuple(labels): samples for labels, samples in decode(request.body)}
     ms = int((factories.WALL + 2.0) * 1000)
     assert series[
@@ -108,7 +108,9 @@ def test_vanished_interface_gets_one_stale_marker() -> None:
     time, in every one of its series; later snapshots send nothing for it."""
     small = {"interfaces": {"lo": (1.0, 1.0)}, "c_network": {"lo": (5, 5)}}
     records = [record(1), record(2, **small), record(3, **small)]
-    series = {tuple(labels): samples for labels, samples in decode(encoder().plan(records, frozenset())[0].body)}
+    series = {
+        tuple(labels): samples for labels, samples in decode(encoder().plan(records, frozenset()).requests[0].body)
+    }
     key = (
         ("__name__", "argus_network_receive_bytes_total"),
         ("instance", "client-42"),
@@ -129,8 +131,8 @@ def test_vanished_interface_gets_one_stale_marker() -> None:
 def test_stale_state_crosses_requests() -> None:
     """A series gone at the start of the next request gets its marker there."""
     enc = encoder()
-    first = enc.plan([record(1)], frozenset())[0]
-    second = enc.plan([record(2, interfaces={}, c_network={})], first.stale_after)[0]
+    first = enc.plan([record(1)], frozenset()).requests[0]
+    second = enc.plan([record(2, interfaces={}, c_network={})], first.stale_after).requests[0]
     stale = [labels for labels, samples in decode(second.body) if math.isnan(samples[0][0])]
     assert len(stale) == 8  # lo and eth0: two rates and two counters each
     assert second.samples == 37 - 8 + 8
@@ -140,9 +142,9 @@ def test_batches_hold_whole_snapshots_up_to_the_limit() -> None:
     """With 100 samples per request and 37 per snapshot, 5 snapshots go as 2+2+1;
     a limit below one snapshot still sends each snapshot alone."""
     records = [record(seq) for seq in range(1, 6)]
-    plan = encoder(100).plan(records, frozenset())
+    plan = encoder(100).plan(records, frozenset()).requests
     assert [(r.first_seq, r.last_seq, r.samples) for r in plan] == [(1, 2, 74), (3, 4, 74), (5, 5, 37)]
-    tiny = encoder(1).plan(records, frozenset())
+    tiny = encoder(1).plan(records, frozenset()).requests
     assert [(r.first_seq, r.last_seq) for r in tiny] == [(s, s) for s in range(1, 6)]
 
 
@@ -150,3 +152,22 @@ def test_same_records_encode_to_identical_bytes() -> None:
     """Encoding is deterministic, so a re-planned batch is byte-identical."""
     records = [record(seq) for seq in range(1, 4)]
     assert encoder().plan(records, frozenset()) == encoder().plan(records, frozenset())
+
+
+def test_too_old_snapshots_are_left_out_and_counted() -> None:
+    """Snapshots older than the cut-off are not sent; they count as consumed and too old."""
+    records = [record(seq) for seq in range(1, 6)]
+    oldest_ms = int((factories.WALL + 2.0 * 3) * 1000)
+    plan = encoder().plan(records, frozenset(), oldest_ms=oldest_ms)
+    assert (plan.consumed, plan.too_old) == (5, 2)
+    assert [(r.first_seq, r.last_seq, r.snapshots) for r in plan.requests] == [(3, 5, 3)]
+    everything_old = encoder().plan(records, frozenset(), oldest_ms=oldest_ms * 2)
+    assert (everything_old.requests, everything_old.consumed, everything_old.too_old) == ([], 5, 5)
+
+
+def test_first_only_stops_after_the_first_request() -> None:
+    """`first_only` plans one request and says how many records it consumed."""
+    records = [record(seq) for seq in range(1, 6)]
+    plan = encoder(100).plan(records, frozenset(), first_only=True)
+    assert [(r.first_seq, r.last_seq) for r in plan.requests] == [(1, 2)]
+    assert (plan.consumed, plan.too_old) == (2, 0)

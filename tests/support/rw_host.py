@@ -1,0 +1,77 @@
+"""A minimal `export.base.ExportHost` over a real SqliteSpool, for driving one exporter's
+delivery loop in-process with a FakeClock (what `agent.Agent` provides in production)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from argus_telemetry.clock import Clock
+from argus_telemetry.config.model import Config
+from argus_telemetry.health import Health
+from argus_telemetry.snapshot.model import Counters, Snapshot, encode_counters, encode_snapshot
+from argus_telemetry.spool.base import Spool
+from tests.support import factories
+
+
+class Host:
+    """Config, clock, health and spool of a pretend agent; `flush()` wakes exporters."""
+
+    def __init__(
+        self, config: Config, spool: Spool, clock: Clock, spool_dir: Path, hostname: str = "client-42"
+    ) -> None:
+        self.config = config
+        self.config_path = "test.toml"
+        self.clock = clock
+        self.health = Health(["remote_write"])
+        self.hostname = hostname
+        self.version = "0.0-test"
+        self.spool_dir = spool_dir
+        self.latest: tuple[Snapshot, Counters] | None = None
+        self._spool = spool
+        self._generation = 0
+        self._changed = asyncio.Condition()
+
+    @property
+    def spool(self) -> Spool:
+        return self._spool
+
+    @property
+    def flush_generation(self) -> int:
+        return self._generation
+
+    async def wait_for_flush(self, seen_generation: int) -> int:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._generation > seen_generation)
+            return self._generation
+
+    async def flush(self) -> None:
+        async with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+
+async def append_snapshots(
+    spool: Spool, first_seq: int, count: int, start_wall: float, *, step: float = 2.0, host: str = "client-42"
+) -> list[tuple[Snapshot, Counters]]:
+    """Append `count` factory snapshots from `start_wall`, `step` seconds apart, with
+    counters that grow by seq (so every value is distinct and checkable)."""
+    made: list[tuple[Snapshot, Counters]] = []
+    for offset in range(count):
+        seq = first_seq + offset
+        wall = start_wall + step * offset
+        snap = factories.snapshot(seq=seq, wall=wall, host=host, cpu_percent=float(seq % 100))
+        counters = factories.counters(
+            disks={"vda": (4096 * seq, 8192 * seq)}, network={"lo": (seq, seq), "eth0": (100 * seq, 50 * seq)}
+        )
+        await spool.append(seq, wall, encode_snapshot(snap), encode_counters(counters))
+        made.append((snap, counters))
+    return made
+
+
+async def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0) -> None:
+    """Poll `predicate` until it holds; fail with TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
