@@ -43,12 +43,29 @@ def rate(
 
 def cpu_total_seconds(times: Mapping[str, float]) -> float:
     """All time of one CPU (or a sum of CPUs), guest time not counted twice."""
-    return sum(seconds for mode, seconds in times.items() if mode not in _GUEST_MODES)
+    return sum(times.values()) - sum(times.get(mode, 0.0) for mode in _GUEST_MODES)
 
 
 def cpu_busy_seconds(times: Mapping[str, float]) -> float:
     """Total minus idle and iowait, as psutil's cpu_percent and node_exporter count it."""
     return cpu_total_seconds(times) - sum(times.get(mode, 0.0) for mode in _IDLE_MODES)
+
+
+def cpu_split(times: Mapping[str, float]) -> tuple[float, float]:
+    """(total, busy) seconds of one cpu_times sample: what usage needs, computed once."""
+    total = cpu_total_seconds(times)
+    return total, total - sum(times.get(mode, 0.0) for mode in _IDLE_MODES)
+
+
+def usage_percent(previous: tuple[float, float] | None, current: tuple[float, float]) -> float | None:
+    """Busy share, 0 to 100, between two (total, busy) splits (see `cpu_usage_percent`)."""
+    if previous is None:
+        return None
+    total = current[0] - previous[0]
+    if not total > 0.0:
+        return None
+    busy = current[1] - previous[1]
+    return min(100.0, max(0.0, 100.0 * busy / total))
 
 
 def cpu_usage_percent(previous: Mapping[str, float] | None, current: Mapping[str, float]) -> float | None:
@@ -60,19 +77,4 @@ def cpu_usage_percent(previous: Mapping[str, float] | None, current: Mapping[str
     reliable"), which can push busy time past the total: the result is clamped to 0..100
     rather than dropped.
     """
-    if previous is None:
-        return None
-    total = cpu_total_seconds(current) - cpu_total_seconds(previous)
-    if not total > 0.0:
-        return None
-    busy = cpu_busy_seconds(current) - cpu_busy_seconds(previous)
-    return min(100.0, max(0.0, 100.0 * busy / total))
-
-
-def sum_cpu_times(cores: list[dict[str, float]]) -> dict[str, float]:
-    """The per-mode sum over cores: the machine-wide cpu_times."""
-    summed: dict[str, float] = {}
-    for core in cores:
-        for mode, seconds in core.items():
-            summed[mode] = summed.get(mode, 0.0) + seconds
-    return summed
+    return usage_percent(None if previous is None else cpu_split(previous), cpu_split(current))

@@ -75,17 +75,20 @@ class Sampler:
         self._disk_excluded = _exclusion(collect.disk_exclude)
         self._interface_excluded = _exclusion(collect.interface_exclude)
         self._previous: RawSample | None = None
+        self._previous_cpu: list[tuple[float, float]] | None = None  # (total, busy) per core
 
     def prime(self, raw: RawSample) -> None:
         """Remember `raw` as the previous sample (the first read after start)."""
         self._previous = raw
+        self._previous_cpu = [rates.cpu_split(core) for core in raw.cpu_cores]
 
     def build(self, raw: RawSample, seq: int) -> tuple[Snapshot, Counters]:
         """The snapshot numbered `seq` over the interval from the previous sample to
         `raw`; `raw` then becomes the previous sample. Without a previous sample (never
         primed), `interval_seconds` is 0.0 and no rate is given."""
-        previous = self._previous
-        self._previous = raw
+        previous, previous_cpu = self._previous, self._previous_cpu
+        current_cpu = [rates.cpu_split(core) for core in raw.cpu_cores]
+        self._previous, self._previous_cpu = raw, current_cpu
         elapsed = raw.monotonic - previous.monotonic if previous is not None else 0.0
 
         disks = {name: counters for name, counters in (raw.disks or {}).items() if not self._disk_excluded(name)}
@@ -98,7 +101,7 @@ class Sampler:
             time=format_time(raw.wall),
             host=self._hostname,
             interval_seconds=round(max(elapsed, 0.0), INTERVAL_DECIMALS),
-            cpu=_cpu(previous.cpu_cores if previous is not None else None, raw.cpu_cores),
+            cpu=_cpu(previous_cpu, current_cpu),
             memory=_memory(raw.memory_total_bytes, raw.memory_available_bytes),
             disk=_disk(previous.disks if previous is not None else None, disks, elapsed),
             network=_network(previous.network if previous is not None else None, network, elapsed),
@@ -111,20 +114,24 @@ class Sampler:
         return snapshot, counters
 
 
-def _cpu(previous: list[dict[str, float]] | None, current: list[dict[str, float]]) -> Cpu:
+def _cpu(previous: list[tuple[float, float]] | None, current: list[tuple[float, float]]) -> Cpu:
     if previous is None or len(previous) != len(current):
         return Cpu()
     cores: list[float] = []
     for before, now in zip(previous, current, strict=True):
-        usage = rates.cpu_usage_percent(before, now)
+        usage = rates.usage_percent(before, now)
         if usage is None:
             return Cpu()  # one core reset: the indices of the others cannot be trusted
         cores.append(round(usage, PERCENT_DECIMALS))
-    total = rates.cpu_usage_percent(rates.sum_cpu_times(previous), rates.sum_cpu_times(current))
+    total = rates.usage_percent(_sum_splits(previous), _sum_splits(current))
     return Cpu(
         usage_percent=None if total is None else round(total, PERCENT_DECIMALS),
         cores=cores,
     )
+
+
+def _sum_splits(splits: list[tuple[float, float]]) -> tuple[float, float]:
+    return sum(total for total, _ in splits), sum(busy for _, busy in splits)
 
 
 def _memory(total: int, available: int) -> Memory:

@@ -11,10 +11,11 @@ from tests.support.factories import cpu_times
 from argus_telemetry.snapshot.rates import (
     MAX_BYTES_PER_SECOND,
     cpu_busy_seconds,
+    cpu_split,
     cpu_total_seconds,
     cpu_usage_percent,
     rate,
-    sum_cpu_times,
+    usage_percent,
 )
 
 counters = st.integers(min_value=0, max_value=2**64 - 1)
@@ -117,7 +118,15 @@ def test_cpu_usage_clamped_when_iowait_steps_back() -> None:
     assert cpu_usage_percent(before, after) == 100.0
 
 
-def test_sum_cpu_times_adds_modes() -> None:
-    """Machine-wide cpu_times are the per-mode sums over the cores."""
-    total = sum_cpu_times([cpu_times(user=1.0, idle=2.0), cpu_times(user=3.0, idle=4.0, iowait=0.5)])
-    assert total == cpu_times(user=4.0, idle=6.0, iowait=0.5)
+def test_usage_from_splits_matches_cpu_times() -> None:
+    """usage_percent over (total, busy) splits gives what cpu_usage_percent gives over the
+    cpu_times dicts, and the machine-wide figure is the busy share of summed splits."""
+    before = [cpu_times(user=1.0, idle=2.0), cpu_times(user=3.0, idle=4.0, iowait=0.5)]
+    after = [cpu_times(user=2.0, idle=2.0), cpu_times(user=3.0, idle=6.0, iowait=1.0)]
+    assert cpu_split(after[1]) == (10.0, 3.0)
+    assert usage_percent(cpu_split(before[0]), cpu_split(after[0])) == cpu_usage_percent(before[0], after[0]) == 100.0
+    assert usage_percent(cpu_split(before[1]), cpu_split(after[1])) == 0.0
+    assert [cpu_split(t) for t in before] == [(3.0, 1.0), (7.5, 3.0)]
+    assert round(usage_percent((3.0 + 7.5, 1.0 + 3.0), (4.0 + 10.0, 2.0 + 3.0)) or -1.0, 3) == 28.571  # 1 s of 3.5
+    assert usage_percent(None, (1.0, 1.0)) is None
+    assert usage_percent((10.0, 5.0), (10.0, 6.0)) is None
