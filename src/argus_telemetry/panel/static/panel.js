@@ -113,6 +113,7 @@
       stroke: colours.series[index % colours.series.length],
       width: total ? 2 : 1,
       dash: total ? undefined : [4, 3],
+      points: { show: false },
       value: (u, v) => (v == null ? "–" : unit(v)),
     };
   }
@@ -128,7 +129,7 @@
       width: Math.max(200, figure.clientWidth - 24),
       height: 200,
       scales: { x: { time: true }, y: spec.max ? { range: [0, spec.max] } : { range: (u, lo, hi) => [0, Math.max(1024, hi * 1.1)] } },
-      axes: [axis, { ...axis, size: 72, values: (u, ticks) => ticks.map(spec.unit) }],
+      axes: [axis, { ...axis, size: 86, values: (u, ticks) => ticks.map(spec.unit) }],
       series: [{ label: "time", value: (u, v) => (v == null ? "–" : new Date(v * 1000).toLocaleTimeString()) },
         ...keys.map((k, i) => seriesFor(k, i, colours, spec.unit))],
       legend: { live: true },
@@ -222,39 +223,40 @@
     banner.hidden = !text;
   }
 
-  function cell(row, text, className) {
-    const td = row.insertCell();
-    td.textContent = text;
-    if (className) td.className = className;
-    return td;
+  function pair(list, label, text) {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = label;
+    dd.textContent = text;
+    list.append(dt, dd);
+    return dd;
   }
 
   function renderStatus() {
     const status = state.status;
     if (!status) return;
-    const body = $("exporters").tBodies[0];
-    body.replaceChildren();
+    const box = $("exporters");
     const names = Object.keys(status.exporters || {}).sort();
-    $("exporters").hidden = names.length === 0;
     $("no-exporters").hidden = names.length !== 0;
-    for (const name of names) {
+    box.replaceChildren(...names.map((name) => {
       const e = status.exporters[name];
-      const row = body.insertRow();
-      row.dataset.exporter = name;
-      const th = document.createElement("th");
-      th.scope = "row";
-      th.textContent = name;
-      row.append(th);
-      const stateCell = cell(row, e.ok ? "OK" : `failing since ${when(e.failing_since)}`, e.ok ? "ok" : "failing");
-      if (e.last_error) {
-        const err = document.createElement("span");
-        err.className = "error";
-        err.textContent = `last error: ${e.last_error}`;
-        stateCell.append(err);
-      }
-      cell(row, when(e.last_success_time));
-      cell(row, String(e.backlog ?? 0));
-    }
+      const item = document.createElement("article");
+      item.className = "exporter";
+      item.dataset.exporter = name;
+      item.dataset.ok = String(Boolean(e.ok));
+      const title = document.createElement("h3");
+      const badge = document.createElement("span");
+      badge.className = e.ok ? "badge ok" : "badge failing";
+      badge.textContent = e.ok ? "OK" : "failing";
+      title.append(name, " ", badge);
+      const list = document.createElement("dl");
+      list.className = "pairs";
+      if (!e.ok) pair(list, "Failing since", when(e.failing_since));
+      if (e.last_error) pair(list, "Last error", e.last_error).className = "error";
+      pair(list, "Last success", when(e.last_success_time));
+      pair(list, "Backlog", `${e.backlog ?? 0} snapshot(s)`);
+      item.append(title, list);
+      return item;
+    }));
     const spool = status.spool || {};
     $("spool-snapshots").textContent = String(spool.snapshots ?? "–");
     $("spool-bytes").textContent = humanBytes(spool.bytes);
