@@ -1,0 +1,92 @@
+"""ExportHarness: the part of the Agent exporters use (export.base.ExportHost), around
+a real SqliteSpool, for driving exporters in-process without the collection loop; and
+`autojump`, which moves a FakeClock to the next sleeper's deadline whenever the code
+under test is asleep (backoff in virtual time, no real waiting)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from argus_telemetry import __version__
+from argus_telemetry.config.model import Config
+from argus_telemetry.health import Health
+from argus_telemetry.snapshot.model import Counters, Snapshot, encode_counters, encode_snapshot
+from argus_telemetry.spool.base import Spool
+from argus_telemetry.spool.sqlite import SqliteSpool
+from tests.support import factories
+from tests.support.fake_clock import FakeClock
+
+
+class ExportHarness:
+    """Satisfies export.base.ExportHost."""
+
+    def __init__(self, config: Config, clock: FakeClock, spool: Spool, data_dir: Path) -> None:
+        self.config = config
+        self.config_path = "test.toml"
+        self.clock = clock
+        self.health = Health([n for n in ("pushgateway", "loki", "remote_write") if getattr(config, n).url])
+        self.hostname = config.agent.hostname or "client-42"
+        self.version = __version__
+        self.spool_dir = data_dir / "Logs"
+        self.latest: tuple[Snapshot, Counters] | None = None
+        self._spool = spool
+        self._generation = 0
+        self._changed = asyncio.Condition()
+
+    @classmethod
+    async def open(cls, config: Config, clock: FakeClock, data_dir: Path) -> ExportHarness:
+        spool = await SqliteSpool.open(data_dir / "Logs", config.spool, clock)
+        return cls(config, clock, spool, data_dir)
+
+    @property
+    def spool(self) -> Spool:
+        return self._spool
+
+    @property
+    def flush_generation(self) -> int:
+        return self._generation
+
+    async def wait_for_flush(self, seen_generation: int) -> int:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._generation > seen_generation)
+            return self._generation
+
+    async def flush(self) -> None:
+        await self._spool.flush()
+        async with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    async def append(self, count: int, *, wall: float = factories.WALL, interval: float = 2.0) -> list[int]:
+        """Append `count` snapshots `interval` s apart from `wall`; returns their seqs."""
+        seqs = []
+        for index in range(count):
+            seq = self._spool.next_seq()
+            snapshot = factories.snapshot(seq=seq, wall=wall + index * interval)
+            counters = factories.counters()
+            await self._spool.append(seq, wall + index * interval, encode_snapshot(snapshot), encode_counters(counters))
+            self.latest = (snapshot, counters)
+            seqs.append(seq)
+        return seqs
+
+
+async def autojump(clock: FakeClock) -> None:
+    """Run as a task: whenever something sleeps on `clock`, jump to its deadline."""
+    while True:
+        await clock.wait_for_sleepers(1)
+        wakeup = clock.next_wakeup
+        if wakeup is not None:
+            clock.advance_to(max(wakeup, clock.monotonic()))
+        await asyncio.sleep(0)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Wait (real time, bounded) until `condition()` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.005)
