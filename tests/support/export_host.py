@@ -73,14 +73,29 @@ class ExportHarness:
         return seqs
 
 
-async def autojump(clock: FakeClock) -> None:
-    """Run as a task: whenever something sleeps on `clock`, jump to its deadline."""
-    while True:
-        await clock.wait_for_sleepers(1)
-        wakeup = clock.next_wakeup
-        if wakeup is not None:
-            clock.advance_to(max(wakeup, clock.monotonic()))
-        await asyncio.sleep(0)
+class Autojump:
+    """Run `run()` as a task: whenever something sleeps on `clock`, jump to its
+    deadline, but never past `limit` (a test holds virtual time there while it changes
+    the world, then raises the limit)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.limit = float("inf")
+        self.held = False  # True while a sleeper waits beyond the limit
+
+    async def run(self) -> None:
+        clock = self.clock
+        while True:
+            await clock.wait_for_sleepers(1)
+            wakeup = clock.next_wakeup
+            if wakeup is not None and wakeup > self.limit:
+                self.held = True
+                await asyncio.sleep(0.005)
+                continue
+            self.held = False
+            if wakeup is not None:
+                clock.advance_to(max(wakeup, clock.monotonic()))
+            await asyncio.sleep(0)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
