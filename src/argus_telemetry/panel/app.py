@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import webbrowser
@@ -184,7 +185,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
     response.headers.update(SECURITY_HEADERS)
     await response.prepare(request)
-    with bridge.subscribe() as queue:
+    with bridge.subscribe() as queue, contextlib.suppress(ConnectionResetError):
+        # ConnectionResetError: the browser went away (tab closed, reload); nothing to clean up.
         await response.write(b"retry: 1000\nevent: state\ndata: " + msgspec.json.encode(bridge.state()) + b"\n\n")
         while True:
             try:
@@ -259,6 +261,9 @@ def run_panel(
     """`argus panel`: serve the control panel until SIGINT/SIGTERM; return the exit status."""
     settings = check_access(listen, allow_remote=allow_remote, token=token)
     path = socket_path or paths.client_stream_path()
+    from argus_telemetry.logs import setup_logging
+
+    setup_logging(os.environ.get("ARGUS_LOG_LEVEL", "INFO"))
 
     async def main() -> None:
         stop = asyncio.Event()
