@@ -81,9 +81,13 @@ class PushgatewayExporter:
                     self._pushed_generation = generation
                     self._pushed.notify_all()
         finally:
-            if self._client is not None:
-                await self._client.aclose()
-                self._client = None
+            await self.close()
+
+    async def close(self) -> None:
+        """Release the HTTP client (run() does it when cancelled)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def final_flush(self) -> None:
         """Wait for the push of the final flush (bounded by the agent)."""
