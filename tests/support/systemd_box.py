@@ -12,13 +12,14 @@ Needs root with CAP_SYS_ADMIN and a cgroup2 hierarchy (see
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 CGROUP_PREFIX = "argus-systemd-box-"
@@ -135,7 +136,7 @@ class SystemdBox:
         log = (self.state_dir / "launcher.log").open("wb")
         # The launcher joins our cgroup first: everything the box ever runs stays in it.
         command = (
-            f'echo $$ > {self._cgroup}/cgroup.procs && exec unshare --pid --mount --cgroup --uts --ipc '
+            f"echo $$ > {self._cgroup}/cgroup.procs && exec unshare --pid --mount --cgroup --uts --ipc "
             f'--fork --propagation private bash -c "$0" stage {self.state_dir}'
         )
         self._launcher = subprocess.Popen(
@@ -187,15 +188,11 @@ class SystemdBox:
     def shutdown(self) -> None:
         """Power the box off, kill leftovers, remove its cgroup. Safe to call twice."""
         if self.pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGRTMIN + 4)  # systemd: poweroff (exits in a container)
-            except ProcessLookupError:
-                pass
         if self._launcher is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                pass
         kill_cgroup(self._cgroup)
         if self._launcher is not None:
             self._launcher.wait(timeout=10.0)
@@ -221,10 +218,8 @@ def kill_cgroup(group: Path) -> None:
     else:
         for procs in group.rglob("cgroup.procs"):
             for pid in procs.read_text().split():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
     deadline = time.monotonic() + 10.0
     for child in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
         _rmdir(child, deadline)
@@ -248,10 +243,3 @@ def kill_leftovers() -> None:
     """Remove boxes a crashed test run left behind (their cgroups carry our prefix)."""
     for group in cgroup2_root().glob(f"{CGROUP_PREFIX}*"):
         kill_cgroup(group)
-
-
-def box_python_command(*argv: str) -> Sequence[str]:
-    """`argus` inside the box, with the project's own venv interpreter."""
-    import sys
-
-    return (sys.executable, "-m", "argus_telemetry", *argv)

@@ -71,14 +71,15 @@ def remove_ca(root: Path, *, update: bool) -> bool:
         return False
     target.unlink()
     if update:
-        _update()
+        # Without --fresh the old /etc/ssl/certs symlink is left dangling.
+        _update("--fresh")
     return True
 
 
-def _update() -> None:
+def _update(*flags: str) -> None:
     tool = shutil.which("update-ca-certificates")
     if tool is None:
         raise ServiceError("update-ca-certificates is not installed (Debian package ca-certificates)")
-    done = subprocess.run([tool], capture_output=True, text=True, check=False)
+    done = subprocess.run([tool, *flags], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ServiceError(f"update-ca-certificates failed: {(done.stderr or done.stdout).strip()}")

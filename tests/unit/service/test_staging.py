@@ -15,6 +15,8 @@ import trustme
 from argus_telemetry import __version__
 from argus_telemetry.cli.main import main
 
+ARGUS = (sys.executable, "-m", "argus_telemetry")
+
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
@@ -176,8 +178,17 @@ def test_start_under_root_is_a_usage_error(tmp_path: Path, capsys: pytest.Captur
 def test_live_install_needs_root(tmp_path: Path) -> None:
     """As an unprivileged user the installer exits 1 saying it needs root."""
     done = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "argus_telemetry"]
-        + ["service", "install"],
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "argus_telemetry",
+            "service",
+            "install",
+        ],
         capture_output=True,
         text=True,
         check=False,
