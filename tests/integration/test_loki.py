@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.support.export_host import Autojump, ExportHarness, until
+from tests.support.fake_clock import FakeClock
+from tests.support.loki_receiver import Fault, Limits, LokiReceiver
 
 from argus_telemetry.config.model import AgentConfig, Bytes, Config, LokiConfig
 from argus_telemetry.export.delivery import Delivery
 from argus_telemetry.export.loki import LokiExporter, compress, encode_body
 from argus_telemetry.snapshot.model import time_ns
-from tests.support.export_host import Autojump, ExportHarness, until
-from tests.support.fake_clock import FakeClock
-from tests.support.loki_receiver import Fault, Limits, LokiReceiver
 
 
 class Rig:

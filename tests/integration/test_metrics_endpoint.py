@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from tests.support.export_host import ExportHarness
+from tests.support.fake_clock import FakeClock
 
 from argus_telemetry.config.model import AgentConfig, Config, MetricsConfig
 from argus_telemetry.export.metrics import MetricsEndpoint
-from tests.support.export_host import ExportHarness
-from tests.support.fake_clock import FakeClock
 
 
 async def test_metrics_parse_and_match_the_latest_snapshot(tmp_path: Path) -> None:

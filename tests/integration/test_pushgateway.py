@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import trustme
-
-from argus_telemetry.config.model import AgentConfig, AuthConfig, Config, PushgatewayConfig, Secret, TlsConfig
-from argus_telemetry.export.pushgateway import PushgatewayExporter
 from tests.support import factories
 from tests.support.export_host import ExportHarness
 from tests.support.fake_clock import FakeClock
 from tests.support.servers import Pushgateway, bcrypt_hash
+
+from argus_telemetry.config.model import AgentConfig, AuthConfig, Config, PushgatewayConfig, Secret, TlsConfig
+from argus_telemetry.export.pushgateway import PushgatewayExporter
 
 CONTRACT_TYPES = {
     "argus_cpu_usage_ratio": "GAUGE",

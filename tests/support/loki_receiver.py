@@ -177,7 +177,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             super().finish()
         self.server.receiver._connections.discard(self.connection)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _body(self) -> bytes:
@@ -332,7 +332,7 @@ class LokiReceiver:
         return None
 
     def _handle(self, handler: _Handler, method: str, path: str, body: bytes) -> None:
-        headers = {k: v for k, v in handler.headers.items()}
+        headers = dict(handler.headers.items())
         with self._lock:
             fault = self._active_fault()
         record = Request(self.monotonic(), method, path, headers, len(body), None, "", body)
@@ -427,7 +427,11 @@ class LokiReceiver:
         if not content_type:
             raise PushError(400, "mime: no media type")
         media = content_type.split(";", 1)[0].strip().lower()
-        if not media or "/" not in media or not re.fullmatch(r"[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+", media):
+        if (
+            not media
+            or "/" not in media
+            or not re.fullmatch(r"[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+", media)
+        ):
             raise PushError(400, "mime: expected token after slash" if "/" in media else "mime: no media type")
         if media == "application/json":
             if len(body) > self.limits.max_recv_msg_size:
@@ -445,7 +449,9 @@ class LokiReceiver:
             raise PushError(400, "snappy: corrupt input") from exc
         return _decode_protobuf(bytes(raw))
 
-    def _ingest(self, tenant: str, raw_streams: list[tuple[str, list[tuple[int, str, dict[str, str]]], bool]]) -> tuple[int, str]:
+    def _ingest(
+        self, tenant: str, raw_streams: list[tuple[str, list[tuple[int, str, dict[str, str]]], bool]]
+    ) -> tuple[int, str]:
         limits = self.limits
         parsed = []
         for text, entries, protobuf in raw_streams:  # step 2: every stream's labels parse, or nothing
@@ -497,7 +503,15 @@ class LokiReceiver:
                 )
         last_error: tuple[int, str] | None = None
         for sent, labels, stream_text, kept in accepted:  # step 6: ingester
-            result = self._store(tenant, sent, labels, stream_text, kept, now_wall, monotonic)
+            result = self._store(
+                tenant=tenant,
+                sent=sent,
+                labels=labels,
+                stream_text=stream_text,
+                kept=kept,
+                now_wall=now_wall,
+                monotonic=monotonic,
+            )
             if result is not None:
                 last_error = result
         if last_error is not None:
@@ -560,6 +574,7 @@ class LokiReceiver:
 
     def _store(
         self,
+        *,
         tenant: str,
         sent: dict[str, str],
         labels: dict[str, str],

@@ -74,7 +74,7 @@ class Pushgateway:
             time.sleep(0.05)
         while True:
             try:
-                status, body = self.request("GET", "/-/ready")
+                status, _ = self.request("GET", "/-/ready")
                 if status == 200:
                     return self
             except OSError:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
+from tests.support import factories
 
 from argus_telemetry.export.families import MetricsInput, render
 from argus_telemetry.health import Health
 from argus_telemetry.snapshot.model import Cpu
 from argus_telemetry.spool.base import SpoolStats
-from tests.support import factories
 
 
 def _stats(**dropped: int) -> SpoolStats:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import cramjam
 import httpx
 import pytest
-
 from tests.support.loki_receiver import Fault, Limits, LokiReceiver, go_time_string
 
 NOW = 1_796_400_000.0
@@ -141,7 +140,7 @@ def test_window_cutoff_inclusive_and_duplicates_folded(receiver: LokiReceiver) -
     assert response.text == (
         f"entry with timestamp {go_time_string(newest - HOUR_NS - 1)} ignored, reason: 'entry too far behind, "
         "entry timestamp is: 2026-12-04T14:59:59Z, oldest acceptable timestamp is: 2026-12-04T15:00:00Z',\n"
-        "user 't1', total ignored: 1 out of 1 for stream: {host=\"h1\", job=\"argus\", service_name=\"argus\"}\n"
+        'user \'t1\', total ignored: 1 out of 1 for stream: {host="h1", job="argus", service_name="argus"}\n'
     )
     assert _post(receiver, _body([[str(newest), "n"]])).status_code == 204
     assert [e.line for e in receiver.entries] == ["n", "edge"]
