@@ -118,6 +118,12 @@
     };
   }
 
+  // One line per tick, local time: seconds only while the ticks are less than a minute apart.
+  function clockTicks(u, ticks, axisIdx, space, incr) {
+    const shape = incr < 60 ? { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false } : { hour: "2-digit", minute: "2-digit", hour12: false };
+    return ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], shape));
+  }
+
   function build(name) {
     const spec = charts[name];
     const figure = $(`chart-${name}`);
@@ -129,7 +135,7 @@
       width: Math.max(200, figure.clientWidth - 24),
       height: 200,
       scales: { x: { time: true }, y: spec.max ? { range: [0, spec.max] } : { range: (u, lo, hi) => [0, Math.max(1024, hi * 1.1)] } },
-      axes: [axis, { ...axis, size: 86, values: (u, ticks) => ticks.map(spec.unit) }],
+      axes: [{ ...axis, size: 34, values: clockTicks }, { ...axis, size: 86, values: (u, ticks) => ticks.map(spec.unit) }],
       series: [{ label: "time", value: (u, v) => (v == null ? "–" : new Date(v * 1000).toLocaleTimeString()) },
         ...keys.map((k, i) => seriesFor(k, i, colours, spec.unit))],
       legend: { live: true },
