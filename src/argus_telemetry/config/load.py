@@ -207,9 +207,14 @@ def _check(config: Config, name: str) -> None:
 
 
 def _check_labels(labels: dict[str, str], key: str, fail: Any) -> None:
-    for label in labels:
+    for label, value in labels.items():
         if not _LABEL_NAME.fullmatch(label) or label.startswith("__"):
             fail(key, f'"{label}" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading "__")')
+        # Loki parses the stream's label set as a selector; a quote or backslash in a
+        # value gets the whole push refused with 400, so refuse it here instead.
+        if not value or '"' in value or "\\" in value or "\n" in value:
+            reason = "is not a usable label value (non-empty, no quotes, backslashes or newlines)"
+            fail(f"{key}.{label}", f"{value!r} {reason}")
 
 
 def _check_url(url: str, key: str, fail: Any) -> None:

@@ -28,6 +28,8 @@ BAD_FILES = [
     ('[loki]\nurl = "http://user:pw@loki:3100"\n', "[loki] url", "must not carry credentials"),
     ('[loki]\nlabels = { "bad-name" = "x" }\n', "[loki] labels", "not a valid label name"),
     ('[agent]\nlabels = { __reserved = "x" }\n', "[agent] labels", "not a valid label name"),
+    ('[agent]\nlabels = { site = "a\\"b" }\n', "[agent] labels.site", "not a usable label value"),
+    ('[loki]\nlabels = { job = "" }\n', "[loki] labels.job", "not a usable label value"),
     ('[loki.tls]\nca_file = "/nonexistent/ca.pem"\n', "[loki.tls] ca_file", "does not exist"),
     ("[loki.tls]\nverify = false\n", "[loki.tls] verify", "unknown key"),
     ('[pushgateway.auth]\npassword = "pw"\n', "[pushgateway.auth] username", "needs a username"),
