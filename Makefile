@@ -38,6 +38,10 @@ test: lint assets ## lint, type-check and run every test (ARGS= to narrow pytest
 
 bench: venv ## print the benchmark figures (CPU s/h, RSS, µs per snapshot) side by side with node_exporter
 	$(PY) bench/snapshot_cost.py
+	$(PY) bench/spool_throughput.py
+	$(PY) bench/flush_cost.py
+	$(PY) bench/drain.py
+	$(PY) bench/stream_fanout.py
 	$(PY) bench/agent_vs_node_exporter.py
 
 clean: ## remove the virtualenv and caches
