@@ -3,8 +3,7 @@ answers no real server gives on demand (429 + Retry-After, 500, 413, 401, 400, h
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import cramjam
@@ -12,15 +11,12 @@ import pytest
 from tests.support import factories
 from tests.support.fake_clock import FakeClock
 from tests.support.rw_fake import FakeReceiver, Scripted, decode
-from tests.support.rw_host import Host, append_snapshots, wait_until
+from tests.support.rw_host import Rig, append_snapshots, build_rig, wait_until
 
-from argus_telemetry.config.model import AgentConfig, Bytes, Config, RemoteWriteConfig, Seconds, SpoolConfig
-from argus_telemetry.export.backoff import Backoff
-from argus_telemetry.export.delivery import Delivery
-from argus_telemetry.export.remote_write import RemoteWriteExporter
-from argus_telemetry.spool.sqlite import SqliteSpool
+from argus_telemetry.config.model import Bytes, Seconds
 
 SERIES_PER_SNAPSHOT = 37
+MakeRig = Callable[..., Awaitable[Rig]]
 
 
 @pytest.fixture
@@ -31,65 +27,28 @@ async def fake() -> AsyncIterator[FakeReceiver]:
     await receiver.stop()
 
 
-class Rig:
-    """A spool, a host, a remote_write delivery loop and its task."""
-
-    def __init__(self, host: Host, delivery: Delivery, exporter: RemoteWriteExporter, clock: FakeClock) -> None:
-        self.host = host
-        self.delivery = delivery
-        self.exporter = exporter
-        self.clock = clock
-        self.task: asyncio.Task[None] | None = None
-
-    async def backlog(self) -> int:
-        return (await self.host.spool.stats()).backlog["remote_write"]
-
-    async def dropped(self) -> dict[str, int]:
-        return dict((await self.host.spool.stats()).dropped)
-
-
 @pytest.fixture
-async def make_rig(tmp_path: Path, fake: FakeReceiver) -> AsyncIterator[object]:
+async def make_rig(tmp_path: Path, fake: FakeReceiver) -> AsyncIterator[Callable[..., Awaitable[Rig]]]:
     rigs: list[Rig] = []
 
     async def build(**remote_write: object) -> Rig:
-        clock = FakeClock(wall=factories.WALL + 3600.0)
-        # max_send_rate 0 (unpaced; below the config minimum on purpose): with a fake
-        # clock any pacing pause would need an advance() (pacing has its own test).
-        settings = {"url": fake.url, "timeout": Seconds(5.0), "max_send_rate": Bytes(0), **remote_write}
-        config = Config(
-            agent=AgentConfig(labels={"region": "eu-west"}),
-            remote_write=RemoteWriteConfig(**settings),  # type: ignore[arg-type]
-        )
-        spool = await SqliteSpool.open(tmp_path / "spool", SpoolConfig(), clock)
-        host = Host(config, spool, clock, tmp_path / "spool")
-        exporter = RemoteWriteExporter(host)
-        delivery = Delivery(host, exporter, backoff=Backoff(uniform=lambda low, high: 1.0))
-        await delivery.start()
-        rig = Rig(host, delivery, exporter, clock)
+        rig = await build_rig(tmp_path / "spool", fake.url, FakeClock(wall=factories.WALL + 3600.0), **remote_write)
         rigs.append(rig)
         return rig
 
     yield build
     for rig in rigs:
-        if rig.task is not None:
-            rig.task.cancel()
-            await asyncio.gather(rig.task, return_exceptions=True)
-        await rig.host.spool.close()
+        await rig.close()
 
 
-async def start(rig: Rig) -> None:
-    rig.task = asyncio.create_task(rig.delivery.run())
-
-
-async def test_delivers_every_series_and_acks(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_delivers_every_series_and_acks(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """Three snapshots arrive as one valid request with 37 series x 3 samples, labels
     sorted; the cursor moves past them (backlog 0) and health records one success."""
     rig = await make_rig()
     await append_snapshots(rig.host.spool, 1, 3, factories.WALL)
-    await start(rig)
+    rig.start()
     await wait_until(lambda: len(fake.requests) == 1)
-    await wait_until(lambda: rig.host.health.exporters["remote_write"].success_total == 1)
+    await wait_until(lambda: rig.health.success_total == 1)
     assert fake.requests[0].status == 204
     assert len(fake.series) == SERIES_PER_SNAPSHOT
     assert fake.samples() == 3 * SERIES_PER_SNAPSHOT
@@ -105,13 +64,13 @@ async def test_delivers_every_series_and_acks(make_rig, fake: FakeReceiver) -> N
     assert await rig.backlog() == 0
 
 
-async def test_429_honours_retry_after_and_resends_identical_bytes(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_429_honours_retry_after_and_resends_identical_bytes(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """A 429 with Retry-After: 30 makes the loop wait exactly 30 s, then send the very
     same bytes, which are stored."""
     rig = await make_rig()
     fake.script(Scripted(429, {"Retry-After": "30"}, "slow down"))
     await append_snapshots(rig.host.spool, 1, 2, factories.WALL)
-    await start(rig)
+    rig.start()
     await wait_until(lambda: rig.clock.sleepers == 1)
     assert rig.clock.next_wakeup == rig.clock.monotonic() + 30.0
     assert fake.samples() == 0
@@ -120,16 +79,16 @@ async def test_429_honours_retry_after_and_resends_identical_bytes(make_rig, fak
     assert [r.status for r in fake.requests] == [429, 204]
     assert fake.requests[0].body == fake.requests[1].body
     assert fake.samples() == 2 * SERIES_PER_SNAPSHOT
-    health = rig.host.health.exporters["remote_write"]
+    health = rig.health
     assert (health.failure_total, health.last_error) == (1, "remote_write: HTTP 429: slow down")
 
 
-async def test_500_is_retried_with_backoff_until_stored(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_500_is_retried_with_backoff_until_stored(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """Two 500s are retried after 0.5 s then 1 s (backoff), with byte-identical bodies."""
     rig = await make_rig()
     fake.script(Scripted(500, body="boom"), Scripted(500, body="boom"))
     await append_snapshots(rig.host.spool, 1, 1, factories.WALL)
-    await start(rig)
+    rig.start()
     for delay in (0.5, 1.0):
         await wait_until(lambda: rig.clock.sleepers == 1)
         assert rig.clock.next_wakeup == rig.clock.monotonic() + delay
@@ -137,16 +96,16 @@ async def test_500_is_retried_with_backoff_until_stored(make_rig, fake: FakeRece
     await wait_until(lambda: len(fake.requests) == 3)
     assert [r.status for r in fake.requests] == [500, 500, 204]
     assert len({r.body for r in fake.requests}) == 1
-    await wait_until(lambda: rig.host.health.exporters["remote_write"].success_total == 1)
+    await wait_until(lambda: rig.health.success_total == 1)
     assert await rig.backlog() == 0
 
 
-async def test_413_splits_the_batch_oldest_half_first(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_413_splits_the_batch_oldest_half_first(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """A 413 on four snapshots sends them again as 2 + 2, oldest first, all stored."""
     rig = await make_rig()
     fake.script(Scripted(413, body="too big"))
     await append_snapshots(rig.host.spool, 1, 4, factories.WALL)
-    await start(rig)
+    rig.start()
     await wait_until(lambda: len(fake.requests) == 3)
     stamps = [
         sorted({s[1] for _, samples in decode(bytes(cramjam.snappy.decompress_raw(r.body))) for s in samples})
@@ -155,20 +114,20 @@ async def test_413_splits_the_batch_oldest_half_first(make_rig, fake: FakeReceiv
     ms = int(factories.WALL * 1000)
     assert stamps == [[ms, ms + 2000, ms + 4000, ms + 6000], [ms, ms + 2000], [ms + 4000, ms + 6000]]
     assert fake.samples() == 4 * SERIES_PER_SNAPSHOT
-    await wait_until(lambda: rig.host.health.exporters["remote_write"].success_total == 2)
+    await wait_until(lambda: rig.health.success_total == 2)
     assert await rig.backlog() == 0
 
 
-async def test_401_keeps_data_reports_and_delivers_after(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_401_keeps_data_reports_and_delivers_after(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """A 401 keeps the batch in the spool, shows in health, retries at the longest
     backoff (60 s), and the data arrives once the receiver accepts it."""
     rig = await make_rig()
     fake.script(Scripted(401, body="no token"))
     await append_snapshots(rig.host.spool, 1, 2, factories.WALL)
-    await start(rig)
+    rig.start()
     await wait_until(lambda: rig.clock.sleepers == 1)
     assert rig.clock.next_wakeup == rig.clock.monotonic() + 60.0
-    health = rig.host.health.exporters["remote_write"]
+    health = rig.health
     assert health.last_error == "remote_write: HTTP 401: no token (check the URL, tenant and credentials)"
     assert health.failing_since_wall == rig.clock.wall()
     assert await rig.backlog() == 2
@@ -179,15 +138,15 @@ async def test_401_keeps_data_reports_and_delivers_after(make_rig, fake: FakeRec
     assert await rig.backlog() == 0
 
 
-async def test_timeout_is_retried(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_timeout_is_retried(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """A receiver that never answers makes the request time out; the same bytes are
     sent again after the backoff and stored."""
     rig = await make_rig(timeout=Seconds(0.3))
     fake.script(Scripted(204, hang=True))
     await append_snapshots(rig.host.spool, 1, 1, factories.WALL)
-    await start(rig)
+    rig.start()
     await wait_until(lambda: rig.clock.sleepers == 1)
-    health = rig.host.health.exporters["remote_write"]
+    health = rig.health
     assert health.last_error is not None and health.last_error.startswith("remote_write: timeout")
     fake.release.set()
     rig.clock.advance(0.5)
@@ -196,15 +155,15 @@ async def test_timeout_is_retried(make_rig, fake: FakeReceiver) -> None:  # type
     assert fake.requests[0].body == fake.requests[-1].body
 
 
-async def test_400_sets_the_batch_aside_counted_rejected(make_rig, fake: FakeReceiver, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_400_sets_the_batch_aside_counted_rejected(make_rig: MakeRig, fake: FakeReceiver, tmp_path: Path) -> None:
     """A 400 refuses the batch for good: counted as rejected, written to dead-letter,
     acked; the next batch goes through."""
     rig = await make_rig(batch_max_samples=2 * SERIES_PER_SNAPSHOT)
     fake.script(Scripted(400, body="out of bounds"))
     await append_snapshots(rig.host.spool, 1, 4, factories.WALL)
-    await start(rig)
+    rig.start()
     await wait_until(lambda: len(fake.requests) == 2)
-    await wait_until(lambda: rig.host.health.exporters["remote_write"].success_total == 1)
+    await wait_until(lambda: rig.health.success_total == 1)
     assert (await rig.dropped())["rejected"] == 2
     assert fake.samples() == 2 * SERIES_PER_SNAPSHOT
     letters = list((tmp_path / "spool" / "dead-letter").iterdir())
@@ -213,27 +172,27 @@ async def test_400_sets_the_batch_aside_counted_rejected(make_rig, fake: FakeRec
     assert await rig.backlog() == 0
 
 
-async def test_max_sample_age_drops_and_counts_too_old(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_max_sample_age_drops_and_counts_too_old(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """With max_sample_age 55m, snapshots from 2 h ago are not sent and are counted as
     too_old; the recent ones arrive."""
     rig = await make_rig(max_sample_age=Seconds(55 * 60.0))
     now = rig.clock.wall()
     await append_snapshots(rig.host.spool, 1, 3, now - 7200.0)
     await append_snapshots(rig.host.spool, 4, 2, now - 60.0)
-    await start(rig)
-    await wait_until(lambda: rig.host.health.exporters["remote_write"].success_total == 1)
+    rig.start()
+    await wait_until(lambda: rig.health.success_total == 1)
     assert (await rig.dropped())["too_old"] == 3
     stamps = sorted({stamp for points in fake.series.values() for _, stamp in points})
     assert stamps == [int((now - 60.0) * 1000), int((now - 58.0) * 1000)]
     assert await rig.backlog() == 0
 
 
-async def test_pacing_by_max_send_rate(make_rig, fake: FakeReceiver) -> None:  # type: ignore[no-untyped-def]
+async def test_pacing_by_max_send_rate(make_rig: MakeRig, fake: FakeReceiver) -> None:
     """While draining, the next request waits for the bytes of the previous one at
     max_send_rate (1 KiB/s here)."""
     rig = await make_rig(max_send_rate=Bytes(1024), batch_max_samples=SERIES_PER_SNAPSHOT)
     await append_snapshots(rig.host.spool, 1, 2, factories.WALL)
-    await start(rig)
+    rig.start()
     await wait_until(lambda: rig.clock.sleepers == 1)
     assert len(fake.requests) == 1
     assert rig.clock.next_wakeup == pytest.approx(rig.clock.monotonic() + len(fake.requests[0].body) / 1024)

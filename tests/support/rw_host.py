@@ -8,11 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from argus_telemetry.clock import Clock
-from argus_telemetry.config.model import Config
-from argus_telemetry.health import Health
+from argus_telemetry.config.model import AgentConfig, Bytes, Config, RemoteWriteConfig, Seconds, SpoolConfig
+from argus_telemetry.export.backoff import Backoff
+from argus_telemetry.export.delivery import Delivery
+from argus_telemetry.export.remote_write import RemoteWriteExporter
+from argus_telemetry.health import ExporterHealth, Health
 from argus_telemetry.snapshot.model import Counters, Snapshot, encode_counters, encode_snapshot
 from argus_telemetry.spool.base import Spool
+from argus_telemetry.spool.sqlite import SqliteSpool
 from tests.support import factories
+from tests.support.fake_clock import FakeClock
 
 
 class Host:
@@ -75,3 +80,52 @@ async def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0) ->
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
+
+
+class Rig:
+    """A real SqliteSpool, a Host, a remote_write delivery loop and its task."""
+
+    def __init__(self, host: Host, delivery: Delivery, exporter: RemoteWriteExporter, clock: FakeClock) -> None:
+        self.host = host
+        self.delivery = delivery
+        self.exporter = exporter
+        self.clock = clock
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.delivery.run())
+
+    @property
+    def health(self) -> ExporterHealth:
+        return self.host.health.exporters["remote_write"]
+
+    async def backlog(self) -> int:
+        return (await self.host.spool.stats()).backlog["remote_write"]
+
+    async def dropped(self) -> dict[str, int]:
+        return dict((await self.host.spool.stats()).dropped)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        await self.host.spool.close()
+
+
+async def build_rig(
+    spool_dir: Path, url: str, clock: FakeClock, *, hostname: str = "client-42", **remote_write: object
+) -> Rig:
+    """A Rig sending to `url`. max_send_rate defaults to 0 (unpaced, below the config
+    minimum on purpose): with a fake clock any pacing pause would need an advance().
+    Backoff has no jitter, so delays are exact."""
+    settings = {"url": url, "timeout": Seconds(5.0), "max_send_rate": Bytes(0), **remote_write}
+    config = Config(
+        agent=AgentConfig(labels={"region": "eu-west"}),
+        remote_write=RemoteWriteConfig(**settings),  # type: ignore[arg-type]
+    )
+    spool = await SqliteSpool.open(spool_dir, SpoolConfig(), clock)
+    host = Host(config, spool, clock, spool_dir, hostname=hostname)
+    exporter = RemoteWriteExporter(host)
+    delivery = Delivery(host, exporter, backoff=Backoff(uniform=lambda low, high: 1.0))
+    await delivery.start()
+    return Rig(host, delivery, exporter, clock)
