@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 
 def build_exporters(agent: Agent) -> list[Component]:
-    """The components the config enables: Pushgateway, Loki (through a delivery loop)
-    and the /metrics endpoint when `[metrics] listen` is set."""
+    """The components the config enables: Pushgateway, Loki and remote_write (the last
+    two through a delivery loop) and the /metrics endpoint when `[metrics] listen` is set."""
     config = agent.config
     components: list[Component] = []
     if config.pushgateway.url:
@@ -26,6 +26,11 @@ def build_exporters(agent: Agent) -> list[Component]:
         from argus_telemetry.export.loki import LokiExporter
 
         components.append(Delivery(agent, LokiExporter(agent)))
+    if config.remote_write.url:
+        from argus_telemetry.export.delivery import Delivery
+        from argus_telemetry.export.remote_write import RemoteWriteExporter
+
+        components.append(Delivery(agent, RemoteWriteExporter(agent)))
     if config.metrics.listen:
         from argus_telemetry.export.metrics import MetricsEndpoint
 
