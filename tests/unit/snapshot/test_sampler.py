@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.support.factories import GIB, MONOTONIC, WALL, cpu_times, raw_sample
 
 from argus_telemetry.config.model import CollectConfig
@@ -229,3 +233,31 @@ def test_totals_equal_the_sum_of_listed_rounded_rates() -> None:
     assert shown["devices"]["vda"] == {"read_bytes_per_second": 0.3, "write_bytes_per_second": 0.3}
     assert shown["read_bytes_per_second"] == 0.9
     assert shown["write_bytes_per_second"] == 2.0
+
+
+counter_pairs = st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+devices = st.dictionaries(st.sampled_from(["vda", "vdb", "sda", "sda1", "lo", "eth0"]), counter_pairs, max_size=6)
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 10.0), devices, devices), min_size=2, max_size=6))
+def test_no_negative_rate_in_any_snapshot(steps: list[tuple[float, dict[str, Any], dict[str, Any]]]) -> None:
+    """Over any sequence of samples (devices appearing, vanishing, resetting, time not
+    moving), every rate in every snapshot is ≥ 0, and every total is the sum of the
+    listed values (interfaces: loopback left out)."""
+    s = sampler()
+    monotonic = MONOTONIC
+    s.prime(raw_sample(monotonic=monotonic))
+    for seq, (step, disks, network) in enumerate(steps, start=1):
+        monotonic += step
+        snapshot, _ = s.build(raw_sample(monotonic=monotonic, disks=disks, network=network), seq)
+        shown = msgspec.to_builtins(snapshot)
+        for part, members in (("disk", "devices"), ("network", "interfaces")):
+            listed = shown[part].get(members, {})
+            for rates_ in listed.values():
+                assert all(v >= 0.0 for v in rates_.values())
+            counted = [r for name, r in listed.items() if part == "disk" or not is_loopback(name)]
+            for key, value in shown[part].items():
+                if key != members:
+                    assert value == round(sum(round(r[key], 1) for r in counted), 1)
+            if not counted:
+                assert set(shown[part]) <= {members}
