@@ -21,7 +21,7 @@ class FakeClock:
         self._wall = wall
         self._order = itertools.count()
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._changed: asyncio.Event | None = None
+        self._waiters: list[asyncio.Event] = []
         self.sleep_calls = 0
 
     # -- clock.Clock -------------------------------------------------------------
@@ -86,8 +86,12 @@ class FakeClock:
         """Return once at least `count` tasks are asleep (the code under test is idle).
         Bound it with `asyncio.timeout` in the test."""
         while self.sleepers < count:
-            self._changed = asyncio.Event()
-            await self._changed.wait()
+            event = asyncio.Event()
+            self._waiters.append(event)
+            try:
+                await event.wait()
+            finally:
+                self._waiters.remove(event)
 
     def _wake(self) -> None:
         while self._sleepers and self._sleepers[0][0] <= self._monotonic:
@@ -96,5 +100,5 @@ class FakeClock:
                 future.set_result(None)
 
     def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
+        for event in self._waiters:
+            event.set()

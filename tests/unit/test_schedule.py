@@ -172,3 +172,26 @@ async def test_fake_clock_wakes_only_due_sleepers() -> None:
         clock.advance(1.0)
     assert woken == [1.0, 2.0, 3.0]
     assert clock.monotonic() == 3.0
+
+
+async def test_fake_clock_serves_several_waiters() -> None:
+    """Two tasks waiting for sleepers at once are both released when enough sleep."""
+    clock = FakeClock(monotonic=0.0)
+    released: list[str] = []
+
+    async def waiter(name: str, count: int) -> None:
+        await clock.wait_for_sleepers(count)
+        released.append(name)
+
+    async with asyncio.timeout(60):
+        async with asyncio.TaskGroup() as group:
+            group.create_task(waiter("one", 1))
+            group.create_task(waiter("two", 2))
+            await asyncio.sleep(0)
+            group.create_task(clock.sleep_until(5.0))
+            group.create_task(clock.sleep_until(6.0))
+            await clock.wait_for_sleepers(2)
+            while len(released) < 2:
+                await asyncio.sleep(0)
+            assert sorted(released) == ["one", "two"]
+            clock.advance(6.0)
