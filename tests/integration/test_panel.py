@@ -13,8 +13,10 @@ import os
 import selectors
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Reque
 
 from argus_telemetry import __version__
 from argus_telemetry.panel import assets
+from argus_telemetry.stream.protocol import error_line, gap_line, hello_line, snapshot_line, status_line
 
 pytestmark = pytest.mark.browser
 
@@ -462,3 +465,74 @@ def test_remote_listen_needs_flag_and_token(args: list[str], message: str) -> No
         [sys.executable, "-m", "argus_telemetry", "panel", *args], capture_output=True, text=True, timeout=30
     )
     assert (result.returncode, result.stderr, result.stdout) == (2, message, "")
+
+
+class ScriptedAgent(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """A protocol-v1 peer that says hello, sends one snapshot and a `gap` of 3, answers
+    `status` with a fixed status and refuses `flush` with an error line, as the agent
+    does for a user it does not trust."""
+
+    daemon_threads = True
+    block_on_close = False
+
+
+SCRIPTED_STATUS: dict[str, object] = {
+    "version": "9.9.9",
+    "uptime_seconds": 5.0,
+    "flush": {"total": 0, "last_time": None},
+    "spool": {"snapshots": 0, "bytes": 0, "oldest_time": None},
+    "dropped": {"max_bytes": 0},
+    "exporters": {},
+}
+
+
+class ScriptedSession(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        snapshot = {
+            "schema": 1,
+            "seq": 7,
+            "time": "2026-12-04T10:00:00Z",
+            "host": "scripted",
+            "interval_seconds": 2.0,
+            "cpu": {"usage_percent": 12.5, "cores": [10.0, 15.0]},
+            "memory": {"total_bytes": 100, "available_bytes": 50, "used_bytes": 50, "used_percent": 50.0},
+            "disk": {"devices": {}},
+            "network": {"interfaces": {}},
+        }
+        self.wfile.write(hello_line(version="9.9.9", host="scripted", interval_seconds=2.0))
+        self.wfile.write(snapshot_line(json.dumps(snapshot).encode()))
+        self.wfile.write(gap_line(3))
+        for line in self.rfile:
+            op = json.loads(line)["op"]
+            if op == "flush":
+                self.wfile.write(error_line("flush is allowed only to root or the agent's user"))
+            else:
+                self.wfile.write(status_line(SCRIPTED_STATUS))
+
+
+@pytest.fixture
+def scripted_agent(tmp_path: Path) -> Iterator[Path]:
+    private = tmp_path / "run"
+    private.mkdir(mode=0o700)
+    path = private / "TelemetryPipe.sock"
+    server = ScriptedAgent(str(path), ScriptedSession)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield path
+    server.shutdown()
+    server.server_close()
+
+
+def test_gap_banner_and_refused_flush(scripted_agent: Path, open_panel: object) -> None:
+    """A `gap` from the stream shows a banner with the number skipped, and a flush the
+    agent refuses shows the agent's own error text, not success."""
+    session: Session = open_panel(scripted_agent)  # type: ignore[operator]
+    page = session.page
+    page.wait_for_selector('#banner[data-kind="gap"]', timeout=WAIT_MS)
+    assert page.text_content("#banner") == "3 snapshot(s) were skipped for this panel: it fell behind the live stream."
+    assert page.text_content("#host") == "scripted"
+    page.click("#flush")
+    page.wait_for_selector('#flush-result[data-ok="false"]', timeout=WAIT_MS)
+    assert page.text_content("#flush-result") == (
+        "Flush failed: the agent refused: flush is allowed only to root or the agent's user"
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ class Bridge:
         self.hello: dict[str, object] | None = None
         self.status: dict[str, object] | None = None
         self.down_reason: str | None = "connecting to the agent"
+        self.last_gap: dict[str, object] | None = None  # {"dropped": N, "at": unix seconds}
         self.connections = 0
 
     # -- what browsers read --------------------------------------------------------
@@ -129,6 +131,7 @@ class Bridge:
             "socket": self.socket_path,
             "hello": self.hello,
             "status": self.status,
+            "gap": self.last_gap,
             "window_seconds": WINDOW_SECONDS,
         }
 
@@ -259,7 +262,9 @@ class Bridge:
             if isinstance(status, dict):
                 self._on_status(status)
         elif kind == "gap":
-            self._publish("gap", {"dropped": message.get("dropped")})
+            # Kept for browsers that connect later: the history they load has this hole too.
+            self.last_gap = {"dropped": message.get("dropped"), "at": time.time()}
+            self._publish("gap", self.last_gap)
         elif kind == "error":
             error = str(message.get("error"))
             log.warning("agent refused a request", extra={"error": error})

@@ -317,6 +317,13 @@
     }
   }
 
+  // A gap stays on the banner for 30 s after the stream reported it.
+  function showGap(gap) {
+    state.gapDropped = gap.dropped;
+    state.gapUntil = performance.now() + 30000 - (Date.now() / 1000 - gap.at) * 1000;
+    renderBanner();
+  }
+
   function connect() {
     const source = new EventSource("api/events");
     source.onopen = () => { state.panelUp = true; state.needHistory = true; renderFacts(); };
@@ -331,6 +338,7 @@
       state.agentUp = msg.connected;
       state.agentReason = msg.reason || "";
       if (msg.hello) state.hello = msg.hello;
+      if (msg.gap) showGap(msg.gap);
       if (msg.status) { state.status = msg.status; state.statusAt = performance.now(); renderStatus(); }
       if (state.needHistory) { state.needHistory = false; loadHistory(); }
       renderFacts();
@@ -342,11 +350,7 @@
       renderStatus();
       renderFacts();
     });
-    source.addEventListener("gap", (ev) => {
-      state.gapDropped = JSON.parse(ev.data).dropped;
-      state.gapUntil = performance.now() + 30000;
-      renderBanner();
-    });
+    source.addEventListener("gap", (ev) => showGap(JSON.parse(ev.data)));
   }
 
   $("flush").addEventListener("click", flushNow);
