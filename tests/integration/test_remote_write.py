@@ -6,8 +6,9 @@ time is the real time (the receivers judge sample age by their own clocks and da
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,16 @@ def expected(
     return out
 
 
+async def advance_until(rig: Rig, predicate: Callable[[], bool], *, timeout: float = 30.0) -> None:
+    """Move the fake clock to each backoff deadline until `predicate` holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            wakeup = rig.clock.next_wakeup
+            if wakeup is not None:
+                rig.clock.advance_to(wakeup)
+            await asyncio.sleep(0.005)
+
+
 def approx(series: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]) -> object:
     """VictoriaMetrics stores a float as a decimal mantissa and exponent: equal to 1e-12."""
     return {
@@ -104,15 +115,11 @@ async def test_victoria_metrics_down_then_up(tmp_path: Path, rigs: list[Rig]) ->
         rigs.append(rig)
         made = await append_snapshots(rig.host.spool, 1, 20, clock.wall() - 60.0, host="vm-outage")
         rig.start()
-        for _ in range(3):  # three failed tries: 0.5 s, 1 s, 2 s of backoff
-            await wait_until(lambda: rig.clock.sleepers == 1)
-            rig.clock.advance_to(rig.clock.next_wakeup)  # type: ignore[arg-type]
-        assert rig.health.failure_total >= 3
+        await advance_until(rig, lambda: rig.health.failure_total >= 3)  # backoff 0.5 s, 1 s, 2 s
         assert await rig.backlog() == 20
+        assert rig.health.success_total == 0
         server.start()
-        await wait_until(lambda: rig.clock.sleepers == 1)
-        rig.clock.advance_to(rig.clock.next_wakeup)  # type: ignore[arg-type]
-        await wait_until(lambda: rig.health.success_total == 1)
+        await advance_until(rig, lambda: rig.health.success_total == 1)
         assert vm_series(await server.export('{instance="vm-outage"}')) == approx(expected(made, "vm-outage"))
         assert await rig.backlog() == 0
     finally:
