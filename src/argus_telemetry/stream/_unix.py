@@ -110,7 +110,14 @@ class UnixListener:
         await self._server.serve_forever()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self._handler(UnixConnection(reader, writer))
+        try:
+            await self._handler(UnixConnection(reader, writer))
+        except asyncio.CancelledError:
+            # This task is a leaf owned by asyncio's stream server, cancelled only when the
+            # agent stops. Python 3.11's streams callback calls task.exception() on it,
+            # which raises and prints a traceback for a cancelled task (fixed in 3.12), so
+            # end normally instead: nothing awaits this task's result.
+            return
 
     async def close(self) -> None:
         if self._server is not None:
