@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.support.fake_clock import FakeClock
@@ -72,6 +73,19 @@ async def advance_until(rig: Rig, predicate: Callable[[], bool], *, timeout: flo
             await asyncio.sleep(0.005)
 
 
+async def vm_settled(
+    server: VictoriaMetrics, match: str, samples: int, *, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The export of `match` once it holds `samples` samples (VictoriaMetrics answers 204
+    slightly before rows are searchable, even after force_flush)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            exported = await server.export(match)
+            if sum(len(item["timestamps"]) for item in exported) >= samples:
+                return exported
+            await asyncio.sleep(0.05)
+
+
 def approx(series: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]) -> object:
     """VictoriaMetrics stores a float as a decimal mantissa and exponent: equal to 1e-12."""
     return {
@@ -98,7 +112,7 @@ async def test_victoria_metrics_round_trip(victoria: VictoriaMetrics, tmp_path: 
     made = await append_snapshots(rig.host.spool, 1, 5, clock.wall() - 10.0, host="vm-round-trip")
     rig.start()
     await wait_until(lambda: rig.health.success_total == 1)
-    got = vm_series(await victoria.export('{instance="vm-round-trip"}'))
+    got = vm_series(await vm_settled(victoria, '{instance="vm-round-trip"}', 5 * SERIES_PER_SNAPSHOT))
     assert got == approx(expected(made, "vm-round-trip"))
     assert len(got) == SERIES_PER_SNAPSHOT
 
@@ -120,7 +134,9 @@ async def test_victoria_metrics_down_then_up(tmp_path: Path, rigs: list[Rig]) ->
         assert rig.health.success_total == 0
         server.start()
         await advance_until(rig, lambda: rig.health.success_total == 1)
-        assert vm_series(await server.export('{instance="vm-outage"}')) == approx(expected(made, "vm-outage"))
+        assert vm_series(await vm_settled(server, '{instance="vm-outage"}', 20 * SERIES_PER_SNAPSHOT)) == approx(
+            expected(made, "vm-outage")
+        )
         assert await rig.backlog() == 0
     finally:
         server.stop()
@@ -135,7 +151,7 @@ async def test_victoria_metrics_three_hour_backlog(victoria: VictoriaMetrics, tm
     made = await append_snapshots(rig.host.spool, 1, THREE_HOURS, clock.wall() - 3 * HOUR, host="vm-backlog")
     rig.start()
     await wait_until(lambda: rig.exporter.samples_sent == THREE_HOURS * SERIES_PER_SNAPSHOT, timeout=90)
-    got = vm_series(await victoria.export('{instance="vm-backlog"}'))
+    got = vm_series(await vm_settled(victoria, '{instance="vm-backlog"}', THREE_HOURS * SERIES_PER_SNAPSHOT))
     assert got == approx(expected(made, "vm-backlog"))
     assert await rig.backlog() == 0
     assert rig.health.failure_total == 0
