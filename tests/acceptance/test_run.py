@@ -122,3 +122,26 @@ def test_no_config_uses_user_data_dir(tmp_path: Path, clean_env: dict[str, str])
     assert str(expected) in started
     assert expected.is_dir()
     assert _spooled_seqs(tmp_path / "xdg-data" / "argus-telemetry")[0] == 1
+
+
+def _mapped_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_agent_without_exporters_does_not_load_openssl(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """With no exporter configured the agent never maps OpenSSL (RSS budget); with one, it does."""
+    env = {**clean_env, "ARGUS_LOG_LEVEL": "DEBUG"}
+    bare = _start(_config(tmp_path), env)
+    _read_until_stored(bare, 2)
+    bare_maps = _mapped_libraries(bare.pid)
+    assert _stop(bare)[0] == 0
+    assert "libssl" not in bare_maps
+    assert "_ssl" not in bare_maps
+
+    exporting = tmp_path / "exporting.toml"
+    exporting.write_text(_config(tmp_path).read_text() + '[pushgateway]\nurl = "http://127.0.0.1:9"\n')
+    proc = _start(exporting, env)
+    _read_until_stored(proc, 2)
+    maps = _mapped_libraries(proc.pid)
+    assert _stop(proc)[0] == 0
+    assert "libssl" in maps

@@ -204,6 +204,11 @@ def _check(config: Config, name: str) -> None:
         fail("[stream] max_clients", f"{stream.max_clients} is out of range (1 to 1024)")
     if config.metrics.listen:
         _check_listen(config.metrics.listen, "[metrics] listen", fail)
+    if config.remote_write.url:
+        # The series rules live with the encoder; imported only when remote_write is on.
+        from argus_telemetry.export.remote_write import check_config as check_remote_write
+
+        check_remote_write(config, name)
 
 
 def _check_labels(labels: dict[str, str], key: str, fail: Any) -> None:

@@ -29,7 +29,7 @@ from argus_telemetry.spool.base import SpoolRecord
 
 log = logging.getLogger(__name__)
 
-READ_LIMIT = 5000  # records read from the spool at once (then cut into requests)
+READ_LIMIT = 500  # records read from the spool at once (then cut into requests); 5000 cost +11 MiB peak RSS in a drain
 
 
 class Delivery:

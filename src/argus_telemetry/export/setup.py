@@ -10,6 +10,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from argus_telemetry.agent import Agent, Component
+    from argus_telemetry.config.model import Config
+
+
+def needs_ssl(config: Config) -> bool:
+    """Whether this configuration can ever use TLS. Every exporter's HTTP client (httpx)
+    imports `ssl`; with no exporter configured nothing does, and the agent can run
+    without loading OpenSSL (~4 MiB RSS, see docs/decisions.md)."""
+    return bool(config.pushgateway.url or config.loki.url or config.remote_write.url)
 
 
 def build_exporters(agent: Agent) -> list[Component]:

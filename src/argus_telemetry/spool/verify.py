@@ -7,10 +7,8 @@ Nothing here deletes a spool file: a bad one is moved aside with a note saying w
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sqlite3
 import struct
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -159,6 +157,11 @@ def salvage(quarantined: Path) -> Salvage:
     db = quarantined / DB_NAME
     if not db.exists() or db.stat().st_size == 0:
         return result
+    # shutil and tempfile pull in bz2, lzma and random (~1 MiB RSS): import them only here,
+    # on the rare recovery path, not in every agent.
+    import shutil
+    import tempfile
+
     with tempfile.TemporaryDirectory(dir=quarantined, prefix="salvage-") as scratch:
         copy = Path(scratch) / DB_NAME
         shutil.copyfile(db, copy)

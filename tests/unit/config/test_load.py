@@ -44,6 +44,16 @@ BAD_FILES = [
     ('[metrics]\nlisten = "9464"\n', "[metrics] listen", "HOST:PORT"),
     ("[remote_write]\nbatch_max_samples = 0\n", "[remote_write] batch_max_samples", "at least 1"),
     ('[agent]\nhostname = "bad host"\n', "[agent] hostname", "not a valid host name"),
+    (
+        '[agent]\nlabels = { device = "x" }\n[remote_write]\nurl = "http://vm:8428/api/v1/write"\n',
+        "[agent] labels",
+        "clashes with a label remote_write series carry",
+    ),
+    (
+        '[remote_write]\nurl = "http://vm:8428/api/v1/write"\nheaders = { "Content-Encoding" = "gzip" }\n',
+        "[remote_write] headers",
+        "set by Argus",
+    ),
     ("[agent]\ninterval = true\n", "[agent] interval", "not a duration"),
 ]
 
