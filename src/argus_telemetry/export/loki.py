@@ -92,6 +92,7 @@ class LokiExporter:
             timeout_seconds=float(self._config.timeout),
             version=self._host.version,
             config_path=self._host.config_path,
+            url=self._config.url,
         )
 
     def cut(self, records: Sequence[SpoolRecord]) -> int:

@@ -69,6 +69,7 @@ class PushgatewayExporter:
             timeout_seconds=float(self._config.timeout),
             version=self._host.version,
             config_path=self._host.config_path,
+            url=self._config.url,
         )
 
     async def run(self) -> None:

@@ -115,6 +115,7 @@ class RemoteWriteExporter:
             timeout_seconds=float(self._config.timeout),
             version=self._host.version,
             config_path=self._host.config_path,
+            url=self._config.url,
             headers={**headers, **PROTOCOL_HEADERS},
         )
 

@@ -297,6 +297,7 @@ class SystemdInstaller:
                 timeout_seconds=float(config.pushgateway.timeout),
                 version=self._version,
                 config_path=str(paths.SERVICE_CONFIG),
+                url=url,
             ) as client:
                 return (await client.delete(url)).status_code
 
