@@ -82,8 +82,7 @@ def ssl_context(section: str, tls: TlsConfig, where: str) -> ssl.SSLContext:
 
 
 def _plain_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, but trusts no one: never used for TLS
-    return context
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, but trusts no one: never used for TLS
 
 
 def _new_ssl_context(section: str, tls: TlsConfig, where: str) -> ssl.SSLContext:
