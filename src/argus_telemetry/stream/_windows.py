@@ -166,7 +166,11 @@ class PipeListener:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run(self, handler: ConnectionHandler, connection: PipeConnection) -> None:
-        await connection.identify()
+        try:
+            await connection.identify()
+        except OSError as exc:
+            # No identity, no flush: the client still gets the stream (and an error on `flush`).
+            log.warning("pipe client identity unknown", extra={"error": str(exc)})
         await handler(connection)
 
     async def close(self) -> None:
@@ -249,11 +253,10 @@ def _write(handle: Any, data: bytes) -> None:
 def _client_identity(handle: Any) -> tuple[bool, str]:
     """(may flush, account name) from the client's token, read while impersonating it."""
     import win32api
-    import win32pipe
     import win32security
 
     admins = win32security.CreateWellKnownSid(win32security.WinBuiltinAdministratorsSid, None)
-    win32pipe.ImpersonateNamedPipeClient(handle)
+    win32security.ImpersonateNamedPipeClient(handle)  # pywin32 has it in win32security, not win32pipe
     try:
         token = win32security.OpenThreadToken(win32api.GetCurrentThread(), win32security.TOKEN_QUERY, True)
         user = win32security.GetTokenInformation(token, win32security.TokenUser)[0]
