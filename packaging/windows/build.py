@@ -158,9 +158,7 @@ def check_signature(binary: Path) -> str:
     """The signer subject of `binary` when its Authenticode digest matches the file and
     the signer is the PSF; raises BuildError otherwise. (Offline: the chain's CRLs are
     not fetched, so this proves integrity and the embedded signer, not revocation.)"""
-    done = subprocess.run(
-        ["osslsigncode", "verify", "-in", str(binary)], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run(["osslsigncode", "verify", "-in", str(binary)], capture_output=True, text=True, check=False)
     out = done.stdout + done.stderr
     current = re.search(r"Current message digest\s*:\s*([0-9A-F]+)", out)
     calculated = re.search(r"Calculated message digest\s*:\s*([0-9A-F]+)", out)
@@ -367,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", default=__version__, help="MSI product version (default: the package's)")
-    parser.add_argument("--ca-cert", type=Path, default=HERE / "r3.crt", help="root CA installed into LocalMachine\\Root")
+    parser.add_argument(
+        "--ca-cert", type=Path, default=HERE / "r3.crt", help="root CA installed into LocalMachine\\Root"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "dist", help="where the .msi goes")
     parser.add_argument("--work", type=Path, default=None, help="staging folder (default build/windows/<version>)")
     parser.add_argument("--cache", type=Path, default=REPO / "build" / "windows" / "cache", help="download cache")

@@ -38,7 +38,7 @@ from argus_telemetry.service._winsvc import (
 )
 from argus_telemetry.service.base import Action, InstallOptions, Say, ServiceStatus, decide
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("argus_telemetry.service.windows")  # not __name__: it is "__main__" under -m
 
 RECORD_NAME = "installed.json"
 REGISTRATION_NAME = "service.json"  # --root only: what would have been registered
