@@ -179,7 +179,9 @@ def stop_panel(panel: Panel) -> None:
         panel.process.stdout.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, which would break every asyncio test collected after this module.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     assert assets.is_installed(), "uPlot is not in panel/static/vendor: run `make assets`"
     assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: apt-get install -y chromium"
@@ -187,7 +189,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield browser
