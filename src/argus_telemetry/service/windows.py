@@ -543,7 +543,12 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - Windows on
     servicemanager.Initialize()
     servicemanager.PrepareToHostSingle(_service_class(runner))
     servicemanager.StartServiceCtrlDispatcher()
-    return 0
+    # The agent has flushed and closed the spool. Exit now: a worker thread still blocked
+    # in a pipe wait would otherwise keep the process (and python.exe, which uninstall
+    # must delete) alive in the interpreter's exit-time thread join (seen under Wine).
+    log.info("service process exiting")
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover - Windows only

@@ -1,0 +1,114 @@
+"""End to end under Wine on a fresh prefix: install 1.0.0 → the service runs and streams on
+\\\\.\\pipe\\TelemetryPipe to a Windows Python client; the spool fills Logs; upgrade to 1.1.0
+keeps the spool (seq continues) and leaves one product; installing 1.0.0 again is refused;
+uninstall removes the service and the program files. What Wine cannot prove is listed in
+docs/windows.md."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.wine.conftest import BuiltMsis
+from tests.wine.wine import PROGRAM, WinePrefix
+
+SERVICE = "PSG - Argus Telemetry"
+UNINSTALL_KEY = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall"
+SERVICE_KEY = r"HKLM\System\CurrentControlSet\Services\PSG - Argus Telemetry"
+
+
+def read_stream(prefix: WinePrefix, name: str, snapshots: int = 3) -> dict[str, object]:
+    """Run tests/wine/pipe_client.py with the installed python.exe; its result file."""
+    client = prefix.drive_c(r"C:\argus-test\pipe_client.py")
+    client.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(__file__.replace("test_wine_e2e.py", "pipe_client.py"), client)
+    status = prefix.python([r"C:\argus-test\pipe_client.py", rf"C:\argus-test\{name}.json", str(snapshots)], timeout=90)
+    result: dict[str, object] = json.loads(prefix.drive_c(rf"C:\argus-test\{name}.json").read_text())
+    assert status == 0, result
+    return result
+
+
+def uninstall_entries(prefix: WinePrefix) -> list[str]:
+    return [
+        line.split("REG_SZ", 1)[1].strip()
+        for line in prefix.reg_query(UNINSTALL_KEY).splitlines()
+        if line.strip().startswith("DisplayVersion")
+    ]
+
+
+@pytest.mark.wine
+@pytest.mark.timeout(400)
+def test_install_stream_upgrade_downgrade_uninstall(msis: BuiltMsis, wine_prefix: WinePrefix) -> None:
+    """The whole life of the MSI under Wine's msiexec and SCM, with exact checks at each step."""
+    prefix = wine_prefix
+    program = prefix.drive_c(PROGRAM + "\\")
+
+    # install 1.0.0; certutil is a stub under wine: check the command line it was given
+    status, log, output = prefix.msiexec(
+        "/i", "Z:" + str(msis.old).replace("/", "\\"), log_name="install.log", debug="trace+msi"
+    )
+    assert status == 0, log[-3000:]
+    assert "InstallRootCert. Return value 1." in log
+    assert "Property(S): CERTUTIL = C:\\windows\\system32\\certutil.exe" in log
+    # wine's msi trace shows the resolved command; wine's certutil stub shows it was launched
+    assert (
+        'HANDLE_CustomType50 exe L"C:\\\\windows\\\\system32\\\\certutil.exe"'
+        ' arg L"-f -addstore Root \\"C:\\\\Program Files\\\\PSG\\\\ArgusTelemetry\\\\r3.crt\\""'
+    ) in output
+    assert (
+        'fixme:certutil:wmain stub: L"C:\\\\windows\\\\system32\\\\certutil.exe" L"-f" L"-addstore" L"Root"'
+        ' L"C:\\\\Program Files\\\\PSG\\\\ArgusTelemetry\\\\r3.crt"'
+    ) in output
+    assert prefix.wait_for_state(SERVICE, "RUNNING") == "RUNNING"
+    service = prefix.reg_query(SERVICE_KEY)
+    assert "DisplayName    REG_SZ    PSG - Argus Telemetry" in service
+    assert "Description    REG_SZ    Monitors and reports telemetry metrics from client systems" in service
+    assert "Start    REG_DWORD    0x2" in service
+    assert "Type    REG_DWORD    0x10" in service
+    assert "ObjectName    REG_SZ    LocalSystem" in service
+    assert sorted(p.name for p in program.iterdir()) == ["Logs", "argus.cmd", "python", "r3.crt"]
+
+    first = read_stream(prefix, "first")
+    hello = first["hello"]
+    assert isinstance(hello, dict)
+    assert (hello["type"], hello["protocol"]) == ("hello", 1)
+    seqs = first["seqs"]
+    assert isinstance(seqs, list)
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
+    assert (program / "Logs" / "spool.db").stat().st_size > 0
+
+    # upgrade to 1.1.0: one product, still running, the spool kept (seq goes on from it)
+    status, log, _ = prefix.msiexec("/i", "Z:" + str(msis.new).replace("/", "\\"), log_name="upgrade.log")
+    assert status == 0, log[-3000:]
+    assert prefix.wait_for_state(SERVICE, "RUNNING") == "RUNNING"
+    assert uninstall_entries(prefix) == ["1.1.0"]
+    after = read_stream(prefix, "after-upgrade")
+    after_seqs = after["seqs"]
+    assert isinstance(after_seqs, list)
+    assert after_seqs[0] > seqs[-1]
+    assert after_seqs == list(range(after_seqs[0], after_seqs[0] + 3))
+
+    # downgrade refused with 1603 (seen as 1603 & 0xFF = 67), 1.1.0 untouched
+    status, log, _ = prefix.msiexec("/i", "Z:" + str(msis.old).replace("/", "\\"), log_name="downgrade.log")
+    assert status == 1603 & 0xFF
+    assert "LaunchConditions. Return value 0." in log
+    assert uninstall_entries(prefix) == ["1.1.0"]
+    assert prefix.service_state(SERVICE) == "RUNNING"
+
+    # uninstall: service gone, program files gone, the spool (data) kept in Logs
+    status, log, output = prefix.msiexec(
+        "/x", "Z:" + str(msis.new).replace("/", "\\"), log_name="uninstall.log", debug="trace+msi"
+    )
+    assert status == 0, log[-3000:]
+    certutil = 'fixme:certutil:wmain stub: L"C:\\\\windows\\\\system32\\\\certutil.exe"'
+    assert f'{certutil} L"-delstore" L"Root" L"{msis.ca_thumbprint}"' in output
+    assert prefix.wait_for_state(SERVICE, None) is None
+    assert uninstall_entries(prefix) == []
+    # Known defect (see docs/windows.md): Wine's StopServices returns on SERVICE_STOPPED,
+    # a few ms before python.exe exits, so RemoveFiles cannot delete the running exe and it
+    # stays behind; every other program file is gone. This pins today's exact residue.
+    assert sorted(p.name for p in program.iterdir()) == ["Logs", "python"]
+    assert [p.name for p in (program / "python").iterdir()] == ["python.exe"]
+    assert "spool.db" in {p.name for p in (program / "Logs").iterdir()}
