@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: help venv run test lint fmt typecheck bench assets clean
+.PHONY: help venv run test lint fmt typecheck bench assets msi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,7 +42,13 @@ bench: venv ## print the benchmark figures (CPU s/h, RSS, µs per snapshot) side
 	$(PY) bench/flush_cost.py
 	$(PY) bench/drain.py
 	$(PY) bench/stream_fanout.py
+	$(PY) bench/panel_cost.py
+	$(PY) bench/remote_write_drain.py
 	$(PY) bench/agent_vs_node_exporter.py
+
+CA_CERT ?= packaging/windows/r3.crt
+msi: venv ## build dist/argus-telemetry-<version>-x64.msi with wixl (CA_CERT=root CA file)
+	$(PY) packaging/windows/build.py --ca-cert $(CA_CERT)
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ def make_installer(say: Say, *, root: Path | None) -> Installer:
 
         return SystemdInstaller(say, root=root)
     if sys.platform == "win32":  # pragma: no cover - the Windows installer lands later
-        from argus_telemetry.service import windows  # type: ignore[attr-defined]  # not written yet
+        from argus_telemetry.service import windows
 
         installer: Installer = windows.WindowsInstaller(say, root=root)
         return installer

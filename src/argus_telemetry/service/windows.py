@@ -466,7 +466,7 @@ class Win32CertStore:  # pragma: no cover - runs on Windows and under Wine (test
 
 def _win32crypt() -> Any:  # pragma: no cover - Windows only
     """The win32crypt module (one import site: pywin32 has no stubs)."""
-    import win32crypt  # type: ignore[import-untyped]  # pywin32 has no stubs; not in pyproject's override list
+    import win32crypt
 
     return win32crypt
 

@@ -30,7 +30,9 @@ def test_unknown_command_is_usage_error() -> None:
     assert "invalid choice" in result.stderr
 
 
-def test_config_check_defaults_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_defaults_ok(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """With $ARGUS_CONFIG pointing at a valid file, `config check` says OK and exits 0."""
     path = tmp_path / "ok.toml"
     path.write_text('[agent]\ninterval = "1s"\n')
