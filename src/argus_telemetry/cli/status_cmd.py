@@ -31,8 +31,8 @@ def render_status(payload: dict[str, object], path: str) -> str:
     lines = [
         f"agent      {get('version')} on {get('host')} (stream {path})",
         f"uptime     {_duration(get('uptime_seconds'))}, interval {get('interval_seconds')} s,"
-        f" {get('snapshots_total')} snapshots, last at {get('last_snapshot_time')}",
-        f"flushes    {flush.get('total')}, last at {flush.get('last_time')}",
+        f" {get('snapshots_total')} snapshots, last at {get('last_snapshot_time') or 'never'}",
+        f"flushes    {flush.get('total')}, last at {flush.get('last_time') or 'never'}",
         f"spool      {spool.get('snapshots')} snapshots, {spool.get('bytes')} bytes,"
         f" seq {spool.get('oldest_seq')}..{spool.get('newest_seq')}, oldest {spool.get('oldest_time')}",
         "dropped    " + (", ".join(f"{reason} {count}" for reason, count in _dict(get("dropped")).items()) or "none"),
