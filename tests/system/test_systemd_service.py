@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from tests.support.loki_receiver import Fault, LokiReceiver
 from tests.support.servers import Pushgateway
 from tests.support.systemd_box import SystemdBox, missing_requirements
 
@@ -97,6 +98,18 @@ def proc_status(box: SystemdBox, pid: str) -> dict[str, str]:
 
 def stat_of(box: SystemdBox, *paths: str) -> list[str]:
     return box.run("stat", "-c", "%a %U %G %n", *paths).stdout.splitlines()
+
+
+def build_newer(box: SystemdBox) -> str:
+    """Copy the running source into the box as /srv/next with a bumped version; return it."""
+    newer = f"{__version__}.post7"
+    next_src = box.root / "srv/next"
+    shutil.copytree(
+        REPO / "src/argus_telemetry", next_src / "argus_telemetry", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    init = next_src / "argus_telemetry/__init__.py"
+    init.write_text(init.read_text().replace(f'__version__ = "{__version__}"', f'__version__ = "{newer}"'))
+    return newer
 
 
 def test_install_runs_the_agent_hardened(box: SystemdBox) -> None:
@@ -186,13 +199,7 @@ def test_upgrade_keeps_config_and_spool_downgrade_refused_same_is_noop(box: Syst
     wait_for(lambda: (spool_of(box)["newest_seq"] or 0) >= 5, "5 snapshots")
     config_before = (box.root / "etc/argus-telemetry/config.toml").read_bytes()
 
-    newer = f"{__version__}.post7"
-    next_src = box.root / "srv/next"
-    shutil.copytree(
-        REPO / "src/argus_telemetry", next_src / "argus_telemetry", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    init = next_src / "argus_telemetry/__init__.py"
-    init.write_text(init.read_text().replace(f'__version__ = "{__version__}"', f'__version__ = "{newer}"'))
+    newer = build_newer(box)
     seq_before = spool_of(box)["newest_seq"]
     code, out, _ = argus(box, "service", "install", pythonpath="/srv/next")
     assert code == 0
@@ -220,6 +227,55 @@ def test_upgrade_keeps_config_and_spool_downgrade_refused_same_is_noop(box: Syst
     assert code == 0
     assert out.splitlines()[0] == f"argus-telemetry {newer} is already installed and running; nothing changed"
     assert box.show(UNIT, "MainPID")["MainPID"] == pid_before
+
+
+@pytest.fixture
+def loki() -> Iterator[LokiReceiver]:
+    """The test Loki on a host loopback port (the box shares the host's network)."""
+    receiver = LokiReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+def test_upgrade_delivers_the_spooled_backlog_after_the_restart(box: SystemdBox, loki: LokiReceiver) -> None:
+    """Loki answers 503 while the installed agent spools; an upgrade stops the old agent
+    (its journal names the last seq it stored), starts the new one, and once Loki accepts,
+    every seq from 1 to that last one arrives, in order, each once, delivered by the new
+    agent (no push succeeded before the upgrade), followed by the new agent's own."""
+    loki.inject(Fault("status", status=503, body="service unavailable", count=None))
+    config = put(box, "/srv/loki.toml", FAST_CONFIG + f'\n[loki]\nurl = "{loki.url}"\ntenant = "t1"\n')
+    argus(box, "service", "install", "--config", config)
+    wait_for(lambda: (spool_of(box)["newest_seq"] or 0) >= 10, "10 snapshots")
+    loki.wait_for(lambda r: len(r.requests) >= 2)
+    newer = build_newer(box)
+    code, out, _ = argus(box, "service", "install", pythonpath="/srv/next")
+    assert code == 0
+    assert out.splitlines()[0] == f"upgrading {__version__} to {newer}: stopping the agent"
+    assert agent_status(box)["version"] == newer
+    journal = box.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat").stdout
+    stopped = [int(seq) for seq in re.findall(r" agent stopped seq=(\d+)$", journal, re.MULTILINE)]
+    assert len(stopped) == 1, journal[-2000:]
+    last_old = stopped[0]
+    assert last_old >= 10
+    versions = re.findall(r" agent started version=(\S+) ", journal)
+    assert versions == [__version__, newer]
+    assert loki.entries == []
+    assert set(loki.statuses()) == {503}
+    spool = spool_of(box)
+    assert (spool["oldest_seq"], spool["snapshots"]) == (1, spool["newest_seq"])
+    assert spool["newest_seq"] > last_old  # the new agent continued the seq
+
+    loki.faults.clear()  # Loki accepts from now on
+    loki.wait_for(lambda r: len(r.entries) > last_old + 5, timeout=60)
+    delivered = loki.seqs()
+    assert delivered[:last_old] == list(range(1, last_old + 1))
+    assert delivered == list(range(1, len(delivered) + 1))
+    assert loki.duplicates == 0  # a 503 stores nothing: no batch was in flight
+    assert {entry.tenant for entry in loki.entries} == {"t1"}
+    host = box.run("hostname").stdout.strip()
+    assert {entry.labels["host"] for entry in loki.entries} == {host}
 
 
 @pytest.fixture
