@@ -108,6 +108,32 @@ class WinePrefix:
             state = self.service_state(name)
         return state
 
+    def processes(self, needle: str) -> list[int]:
+        """Linux pids of this prefix's processes whose command line contains `needle`
+        (Wine shows a Windows process's command line in /proc/PID/cmdline)."""
+        found = []
+        prefix = f"WINEPREFIX={self.path}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:  # it exited while we looked
+                continue
+            if prefix in environ and needle.encode() in command:
+                found.append(int(entry.name))
+        return found
+
+    def wait_for_no_process(self, needle: str, seconds: float) -> tuple[list[int], float]:
+        """Poll until no process matches `needle`; (the pids still there, seconds waited)."""
+        start = time.monotonic()
+        pids = self.processes(needle)
+        while pids and time.monotonic() - start < seconds:
+            time.sleep(0.05)
+            pids = self.processes(needle)
+        return pids, time.monotonic() - start
+
     def reg_query(self, key: str) -> str:
         _, output = self.run(["reg", "query", key, "/s"])
         return output

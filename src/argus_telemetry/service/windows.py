@@ -543,12 +543,10 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - Windows on
     servicemanager.Initialize()
     servicemanager.PrepareToHostSingle(_service_class(runner))
     servicemanager.StartServiceCtrlDispatcher()
-    # The agent has flushed and closed the spool. Exit now: a worker thread still blocked
-    # in a pipe wait would otherwise keep the process (and python.exe, which uninstall
-    # must delete) alive in the interpreter's exit-time thread join (seen under Wine).
+    # The agent has flushed and closed the spool, and the pipe listener has woken and
+    # joined its worker threads, so the interpreter exits normally (tests/wine checks it).
     log.info("service process exiting")
-    logging.shutdown()
-    os._exit(0)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover - Windows only

@@ -151,15 +151,27 @@ async def _open(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 
 
 async def _open_pipe(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A named pipe client on the Proactor loop (Windows' default event loop)."""
+    """A named pipe client on the Proactor loop (Windows' default event loop).
+
+    The handle is opened with exactly FILE_GENERIC_READ | FILE_WRITE_DATA (what the pipe's
+    DACL gives interactive users; asyncio's create_pipe_connection would ask for
+    GENERIC_WRITE and be denied), then handed to the loop as a duplex pipe transport, as
+    create_pipe_connection itself does once it has its handle."""
+    import importlib
+
+    from argus_telemetry.stream._windows import connect_client
+
     loop = asyncio.get_running_loop()
+    make_transport = getattr(loop, "_make_duplex_pipe_transport", None)
+    if make_transport is None:
+        raise OSError("this event loop cannot open named pipes (use the Proactor event loop)")
+    pipe = importlib.import_module("asyncio.windows_utils").PipeHandle(await connect_client(path))
     reader = asyncio.StreamReader()
     protocol = asyncio.StreamReaderProtocol(reader)
-    # ProactorEventLoop.create_pipe_connection exists only on Windows; ERROR_FILE_NOT_FOUND
-    # surfaces as FileNotFoundError and a pipe whose instances are all busy as OSError.
-    create = getattr(loop, "create_pipe_connection", None)
-    if create is None:
-        raise OSError("this event loop cannot open named pipes (use the Proactor event loop)")
-    transport, _ = await create(lambda: protocol, path)
+    try:
+        transport = make_transport(pipe, protocol, extra={"addr": path})
+    except BaseException:
+        pipe.close()
+        raise
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
