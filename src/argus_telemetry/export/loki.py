@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from argus_telemetry.export.base import ExportHost
-from argus_telemetry.export.http import build_client, error_for_exception, error_for_response
+from argus_telemetry.export.http import ThreadedClient, build_client, error_for_exception, error_for_response
 from argus_telemetry.snapshot.model import time_ns
 from argus_telemetry.spool.base import SpoolRecord
-
-if TYPE_CHECKING:
-    import httpx
 
 PUSH_PATH = "/loki/api/v1/push"
 GZIP_LEVEL = 6
@@ -82,7 +78,7 @@ class LokiExporter:
         self._headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         if config.tenant:
             self._headers["X-Scope-OrgID"] = config.tenant
-        self._client: httpx.AsyncClient | None = None
+        self._client: ThreadedClient | None = None
 
     async def start(self) -> None:
         self._client = build_client(

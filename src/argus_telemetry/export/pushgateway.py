@@ -11,16 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from argus_telemetry.errors import ExportError
 from argus_telemetry.export.base import ExportHost
 from argus_telemetry.export.families import MetricsInput, render
-from argus_telemetry.export.http import build_client, error_for_exception, error_for_response
-
-if TYPE_CHECKING:
-    import httpx
+from argus_telemetry.export.http import ThreadedClient, build_client, error_for_exception, error_for_response
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +53,7 @@ class PushgatewayExporter:
         self._host = host
         self._config = config
         self.url = config.url.rstrip("/") + group_path(config.job, host.hostname)
-        self._client: httpx.AsyncClient | None = None
+        self._client: ThreadedClient | None = None
         self._pushed_generation = -1
         self._pushed = asyncio.Condition()
 

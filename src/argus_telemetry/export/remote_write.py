@@ -15,17 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from argus_telemetry.config.model import Config
 from argus_telemetry.errors import ConfigError
 from argus_telemetry.export.base import ExportHost
-from argus_telemetry.export.http import build_client, error_for_exception, error_for_response
+from argus_telemetry.export.http import ThreadedClient, build_client, error_for_exception, error_for_response
 from argus_telemetry.export.rw_series import RESERVED_LABELS, EncodedRequest, SeriesEncoder, SeriesKey
 from argus_telemetry.spool.base import SpoolRecord
-
-if TYPE_CHECKING:
-    import httpx
 
 PROTOCOL_HEADERS = {
     "Content-Encoding": "snappy",
@@ -103,7 +99,7 @@ class RemoteWriteExporter:
         )
         self._stale_before: frozenset[SeriesKey] = frozenset()
         self._pending: dict[tuple[int, int], _Pending] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._client: ThreadedClient | None = None
         self.samples_sent = 0  # delivered samples (stale markers included), for benchmarks
 
     async def start(self) -> None:
