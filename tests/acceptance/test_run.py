@@ -145,3 +145,26 @@ def test_agent_without_exporters_does_not_load_openssl(tmp_path: Path, clean_env
     maps = _mapped_libraries(proc.pid)
     assert _stop(proc)[0] == 0
     assert "libssl" in maps
+
+
+def test_metrics_endpoint_alone_answers_scrapes(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """With only `[metrics] listen` set (no exporter), a real `argus run` answers /metrics with the latest snapshot."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "metrics.toml"
+    config.write_text(_config(tmp_path).read_text() + f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    proc = _start(config, {**clean_env, "ARGUS_LOG_LEVEL": "DEBUG"})
+    try:
+        _read_until_stored(proc, 2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            body = response.read().decode()
+            assert response.status == 200
+    finally:
+        code, rest, _ = _stop(proc)
+    assert code == 0, rest
+    assert "argus_cpu_usage_ratio " in body
+    assert 'argus_spool_dropped_total{reason="max_bytes"} 0.0' in body

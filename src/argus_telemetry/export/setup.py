@@ -17,7 +17,8 @@ def needs_ssl(config: Config) -> bool:
     """Whether this configuration can ever use TLS. Every exporter's HTTP client (httpx)
     imports `ssl`; with no exporter configured nothing does, and the agent can run
     without loading OpenSSL (~4 MiB RSS, see docs/decisions.md)."""
-    return bool(config.pushgateway.url or config.loki.url or config.remote_write.url)
+    # /metrics too: prometheus_client's exposition module imports ssl unconditionally.
+    return bool(config.pushgateway.url or config.loki.url or config.remote_write.url or config.metrics.listen)
 
 
 def build_exporters(agent: Agent) -> list[Component]:
