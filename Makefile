@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: help venv run test lint fmt typecheck bench assets msi clean
+.PHONY: help venv system-deps run test lint fmt typecheck bench assets msi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed ## create the virtualenv with the agent and test tools
+
+system-deps: ## install the Debian packages the tests drive for real (Pushgateway, systemd, Chromium, Wine...)
+	@scripts/system-deps
 
 assets: venv ## fetch the panel's chart library from the npm registry into the package
 	$(PY) -m argus_telemetry.panel.assets
@@ -33,7 +36,7 @@ fmt: venv ## format the code
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-test: lint assets ## lint, type-check and run every test (ARGS= to narrow pytest)
+test: system-deps lint assets ## lint, type-check and run every test (ARGS= to narrow pytest)
 	$(VENV)/bin/pytest $(ARGS)
 
 bench: venv ## print the benchmark figures (CPU s/h, RSS, µs per snapshot) side by side with node_exporter
