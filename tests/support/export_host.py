@@ -20,26 +20,14 @@ from tests.support import factories
 from tests.support.fake_clock import FakeClock
 
 
-class ExportHarness:
-    """Satisfies export.base.ExportHost."""
+class FlushSignal:
+    """The spool and the flush generation of a pretend agent: what exporters wait on
+    (`ExportHost.spool`, `flush_generation`, `wait_for_flush`); `signal_flush()` wakes them."""
 
-    def __init__(self, config: Config, clock: FakeClock, spool: Spool, data_dir: Path) -> None:
-        self.config = config
-        self.config_path = "test.toml"
-        self.clock = clock
-        self.health = Health([n for n in ("pushgateway", "loki", "remote_write") if getattr(config, n).url])
-        self.hostname = config.agent.hostname or "client-42"
-        self.version = __version__
-        self.spool_dir = data_dir / "Logs"
-        self.latest: tuple[Snapshot, Counters] | None = None
+    def __init__(self, spool: Spool) -> None:
         self._spool = spool
         self._generation = 0
         self._changed = asyncio.Condition()
-
-    @classmethod
-    async def open(cls, config: Config, clock: FakeClock, data_dir: Path) -> ExportHarness:
-        spool = await SqliteSpool.open(data_dir / "Logs", config.spool, clock)
-        return cls(config, clock, spool, data_dir)
 
     @property
     def spool(self) -> Spool:
@@ -54,11 +42,36 @@ class ExportHarness:
             await self._changed.wait_for(lambda: self._generation > seen_generation)
             return self._generation
 
-    async def flush(self) -> None:
-        await self._spool.flush()
+    async def signal_flush(self) -> None:
+        """Start the next flush generation (the spool itself is not flushed here)."""
         async with self._changed:
             self._generation += 1
             self._changed.notify_all()
+
+
+class ExportHarness(FlushSignal):
+    """Satisfies export.base.ExportHost."""
+
+    def __init__(self, config: Config, clock: FakeClock, spool: Spool, data_dir: Path) -> None:
+        super().__init__(spool)
+        self.config = config
+        self.config_path = "test.toml"
+        self.clock = clock
+        self.health = Health([n for n in ("pushgateway", "loki", "remote_write") if getattr(config, n).url])
+        self.hostname = config.agent.hostname or "client-42"
+        self.version = __version__
+        self.spool_dir = data_dir / "Logs"
+        self.latest: tuple[Snapshot, Counters] | None = None
+
+    @classmethod
+    async def open(cls, config: Config, clock: FakeClock, data_dir: Path) -> ExportHarness:
+        spool = await SqliteSpool.open(data_dir / "Logs", config.spool, clock)
+        return cls(config, clock, spool, data_dir)
+
+    async def flush(self) -> None:
+        """Flush the spool, then wake the exporters waiting for a flush."""
+        await self._spool.flush()
+        await self.signal_flush()
 
     async def append(self, count: int, *, wall: float = factories.WALL, interval: float = 2.0) -> list[int]:
         """Append `count` snapshots `interval` s apart from `wall`; returns their seqs."""

@@ -17,15 +17,17 @@ from argus_telemetry.snapshot.model import Counters, Snapshot, encode_counters, 
 from argus_telemetry.spool.base import Spool
 from argus_telemetry.spool.sqlite import SqliteSpool
 from tests.support import factories
+from tests.support.export_host import FlushSignal
 from tests.support.fake_clock import FakeClock
 
 
-class Host:
+class Host(FlushSignal):
     """Config, clock, health and spool of a pretend agent; `flush()` wakes exporters."""
 
     def __init__(
         self, config: Config, spool: Spool, clock: Clock, spool_dir: Path, hostname: str = "client-42"
     ) -> None:
+        super().__init__(spool)
         self.config = config
         self.config_path = "test.toml"
         self.clock = clock
@@ -34,27 +36,10 @@ class Host:
         self.version = "0.0-test"
         self.spool_dir = spool_dir
         self.latest: tuple[Snapshot, Counters] | None = None
-        self._spool = spool
-        self._generation = 0
-        self._changed = asyncio.Condition()
-
-    @property
-    def spool(self) -> Spool:
-        return self._spool
-
-    @property
-    def flush_generation(self) -> int:
-        return self._generation
-
-    async def wait_for_flush(self, seen_generation: int) -> int:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._generation > seen_generation)
-            return self._generation
 
     async def flush(self) -> None:
-        async with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
+        """Wake the exporters waiting for a flush (the spool is not flushed)."""
+        await self.signal_flush()
 
 
 async def append_snapshots(
