@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,28 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.support import factories  # noqa: E402
-from tests.support.export_host import ExportHarness  # noqa: E402
+from tests.support.export_host import ExportHarness, cpu_seconds, loki_receiver_process  # noqa: E402
 
 from argus_telemetry.clock import SystemClock  # noqa: E402
 from argus_telemetry.config.model import AgentConfig, Bytes, Config, LokiConfig  # noqa: E402
 from argus_telemetry.export.delivery import Delivery  # noqa: E402
 from argus_telemetry.export.loki import LokiExporter  # noqa: E402
 from argus_telemetry.snapshot.model import encode_counters, encode_snapshot  # noqa: E402
-
-RECEIVER = """
-import sys, time
-sys.path.insert(0, {repo!r})
-from tests.support.loki_receiver import Limits, LokiReceiver
-r = LokiReceiver(Limits(ingestion_rate_bytes=None, per_stream_rate_bytes=None,
-                        reject_old_samples_max_age_seconds=None, creation_grace_period_seconds=1e12)).start()
-print(r.port, flush=True)
-sys.stdin.read()
-"""
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def main(count: int, port: int) -> None:
@@ -64,11 +47,11 @@ async def main(count: int, port: int) -> None:
         stats = await host.spool.stats()
         delivery = Delivery(host, LokiExporter(host))
         await delivery.start()
-        cpu0, wall0 = _cpu(), time.perf_counter()
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
         task = asyncio.create_task(delivery.run())
         while (await host.spool.stats()).backlog.get("loki", 0) > 0:  # noqa: ASYNC110 - polling is the measurement
             await asyncio.sleep(0.05)
-        wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+        wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         success = host.health.exporters["loki"].success_total
@@ -83,14 +66,6 @@ async def main(count: int, port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--snapshots", type=int, default=43_200)
-    receiver = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER.format(repo=str(REPO))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert receiver.stdout is not None
-    try:
-        asyncio.run(main(parser.parse_args().snapshots, int(receiver.stdout.readline())))
-    finally:
-        receiver.communicate("")
+    args = parser.parse_args()
+    with loki_receiver_process(unlimited=True) as port:
+        asyncio.run(main(args.snapshots, port))

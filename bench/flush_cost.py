@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.export_host import ExportHarness  # noqa: E402
+from tests.support.export_host import ExportHarness, cpu_seconds, loki_receiver_process  # noqa: E402
 from tests.support.servers import Pushgateway  # noqa: E402
 
 from argus_telemetry.clock import SystemClock  # noqa: E402
@@ -26,20 +24,6 @@ from argus_telemetry.config.model import AgentConfig, Config, LokiConfig, Pushga
 from argus_telemetry.export.delivery import Delivery  # noqa: E402
 from argus_telemetry.export.loki import LokiExporter  # noqa: E402
 from argus_telemetry.export.pushgateway import PushgatewayExporter  # noqa: E402
-
-RECEIVER = """
-import sys
-sys.path.insert(0, {repo!r})
-from tests.support.loki_receiver import LokiReceiver
-r = LokiReceiver().start()
-print(r.port, flush=True)
-sys.stdin.read()
-"""
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def main(cycles: int, port: int) -> None:
@@ -60,10 +44,10 @@ async def main(cycles: int, port: int) -> None:
         wall = time.time() - cycles * 10.0
         for cycle in range(cycles):
             await host.append(5, wall=wall + cycle * 10.0)
-            before = _cpu()
+            before = cpu_seconds()
             await host.flush()
             await asyncio.wait_for(asyncio.gather(push.final_flush(), delivery.final_flush()), 10)
-            spent += _cpu() - before
+            spent += cpu_seconds() - before
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -80,14 +64,6 @@ async def main(cycles: int, port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cycles", type=int, default=200)
-    receiver = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER.format(repo=str(REPO))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert receiver.stdout is not None
-    try:
-        asyncio.run(main(parser.parse_args().cycles, int(receiver.stdout.readline())))
-    finally:
-        receiver.communicate("")
+    args = parser.parse_args()
+    with loki_receiver_process() as port:
+        asyncio.run(main(args.cycles, port))

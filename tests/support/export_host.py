@@ -1,13 +1,19 @@
 """ExportHarness: the part of the Agent exporters use (export.base.ExportHost), around
 a real SqliteSpool, for driving exporters in-process without the collection loop; and
 `autojump`, which moves a FakeClock to the next sleeper's deadline whenever the code
-under test is asleep (backoff in virtual time, no real waiting)."""
+under test is asleep (backoff in virtual time, no real waiting). For the benches:
+`loki_receiver_process`, the test Loki in a child process (so its CPU is not counted
+in the exporter's), and `cpu_seconds`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import resource
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from argus_telemetry import __version__
@@ -118,3 +124,39 @@ async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout} s")
         await asyncio.sleep(0.005)
+
+
+_RECEIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from tests.support.loki_receiver import Limits, LokiReceiver
+limits = Limits(ingestion_rate_bytes=None, per_stream_rate_bytes=None,
+                reject_old_samples_max_age_seconds=None, creation_grace_period_seconds=1e12) if {unlimited!r} else None
+print(LokiReceiver(limits).start().port, flush=True)
+sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def loki_receiver_process(*, unlimited: bool = False) -> Iterator[int]:
+    """Run the test Loki in a child process and yield its loopback port; it stops when
+    the block ends (its stdin is closed). `unlimited`: no rate limits and no age limits
+    (a drain of old snapshots); else Loki's default limits."""
+    repo = str(Path(__file__).resolve().parents[2])
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", _RECEIVER.format(repo=repo, unlimited=unlimited)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert receiver.stdout is not None
+    try:
+        yield int(receiver.stdout.readline())
+    finally:
+        receiver.communicate("")
+
+
+def cpu_seconds() -> float:
+    """User plus system CPU seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
