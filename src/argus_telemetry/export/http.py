@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from argus_telemetry.config.model import AuthConfig, TlsConfig
@@ -30,6 +30,8 @@ from argus_telemetry.errors import ConfigError, ExportError
 
 if TYPE_CHECKING:
     import httpx
+
+    from argus_telemetry.export.base import ExportHost
 
 MISCONFIGURED = frozenset({401, 403, 404, 405, 415})  # keep data, retry slowly, report loudly
 MAX_ERROR_TEXT = 4096  # of a response body kept in errors and dead-letter files
@@ -165,6 +167,40 @@ def build_client(
         follow_redirects=False,
     )
     return ThreadedClient(client, section)
+
+
+class EndpointConfig(Protocol):
+    """What an exporter's config table ([loki], [pushgateway], [remote_write]) says about
+    its endpoint."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def tls(self) -> TlsConfig: ...
+
+    @property
+    def auth(self) -> AuthConfig: ...
+
+
+def client_for(
+    host: ExportHost, section: str, config: EndpointConfig, *, headers: Mapping[str, str] | None = None
+) -> ThreadedClient:
+    """`build_client` for the exporter of table `section`, from its config and the
+    agent's version and config path. Raises ConfigError as build_client does."""
+    return build_client(
+        section,
+        tls=config.tls,
+        auth=config.auth,
+        timeout_seconds=float(config.timeout),
+        version=host.version,
+        config_path=host.config_path,
+        url=config.url,
+        headers=headers,
+    )
 
 
 _contexts: dict[tuple[str, str, str, bool], ssl.SSLContext] = {}

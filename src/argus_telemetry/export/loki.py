@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from argus_telemetry.export.base import ExportHost
-from argus_telemetry.export.http import ThreadedClient, build_client, error_for_exception, error_for_response
+from argus_telemetry.export.http import ThreadedClient, client_for, error_for_exception, error_for_response
 from argus_telemetry.snapshot.model import time_ns
 from argus_telemetry.spool.base import SpoolRecord
 
@@ -81,15 +81,7 @@ class LokiExporter:
         self._client: ThreadedClient | None = None
 
     async def start(self) -> None:
-        self._client = build_client(
-            "loki",
-            tls=self._config.tls,
-            auth=self._config.auth,
-            timeout_seconds=float(self._config.timeout),
-            version=self._host.version,
-            config_path=self._host.config_path,
-            url=self._config.url,
-        )
+        self._client = client_for(self._host, "loki", self._config)
 
     def cut(self, records: Sequence[SpoolRecord]) -> int:
         """As many records as fit in `batch_max_bytes` of lines (at least one)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from argus_telemetry.config.model import Config
 from argus_telemetry.errors import ConfigError
 from argus_telemetry.export.base import ExportHost
-from argus_telemetry.export.http import ThreadedClient, build_client, error_for_exception, error_for_response
+from argus_telemetry.export.http import ThreadedClient, client_for, error_for_exception, error_for_response
 from argus_telemetry.export.rw_series import RESERVED_LABELS, EncodedRequest, SeriesEncoder, SeriesKey
 from argus_telemetry.spool.base import SpoolRecord
 
@@ -104,16 +104,7 @@ class RemoteWriteExporter:
 
     async def start(self) -> None:
         headers: Mapping[str, str] = {name: value.reveal() for name, value in self._config.headers.items()}
-        self._client = build_client(
-            "remote_write",
-            tls=self._config.tls,
-            auth=self._config.auth,
-            timeout_seconds=float(self._config.timeout),
-            version=self._host.version,
-            config_path=self._host.config_path,
-            url=self._config.url,
-            headers={**headers, **PROTOCOL_HEADERS},
-        )
+        self._client = client_for(self._host, "remote_write", self._config, headers={**headers, **PROTOCOL_HEADERS})
 
     def cut(self, records: Sequence[SpoolRecord]) -> int:
         """Whole snapshots up to `batch_max_samples` (at least one), plus any too-old
