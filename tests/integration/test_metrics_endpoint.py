@@ -50,3 +50,50 @@ async def test_metrics_parse_and_match_the_latest_snapshot(tmp_path: Path) -> No
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await host.spool.close()
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status, *lines = head[:-4].split(b"\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines)}
+    return status, headers, await reader.readexactly(int(headers[b"content-length"]))
+
+
+async def test_connection_kept_alive_between_scrapes_until_close(tmp_path: Path) -> None:
+    """Two GETs on one HTTP/1.1 connection both get the exposition of the snapshot
+    latest at their time (a new snapshot shows in the second); `Connection: close` is
+    answered and then the server closes the connection; a 404 closes it too."""
+    config = Config(agent=AgentConfig(hostname="client-42"), metrics=MetricsConfig(listen="127.0.0.1:0"))
+    host = await ExportHarness.open(config, FakeClock(), tmp_path)
+    await host.append(1)
+    endpoint = MetricsEndpoint(host)
+    await endpoint.start()
+    task = asyncio.create_task(endpoint.run())
+    try:
+        assert endpoint.address is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", endpoint.address[1])
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, first = await _response(reader)
+        assert (status, headers[b"connection"]) == (b"HTTP/1.1 200 OK", b"keep-alive")
+        assert b"argus_spool_snapshots 1.0\n" in first
+        await host.append(1)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, second = await _response(reader)
+        assert (status, headers[b"connection"]) == (b"HTTP/1.1 200 OK", b"close")
+        assert b"argus_spool_snapshots 2.0\n" in second
+        assert await reader.read() == b""
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", endpoint.address[1])
+        writer.write(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = await _response(reader)
+        assert (status, headers[b"connection"], body) == (
+            b"HTTP/1.1 404 Not Found",
+            b"close",
+            b"not found: try /metrics\n",
+        )
+        assert await reader.read() == b""
+        writer.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await host.spool.close()

@@ -84,6 +84,10 @@ class Delivery:
                 count = max(1, min(len(pending), self._exporter.cut(pending)))
                 await self._deliver(pending[:count])
                 pending = pending[count:]
+            if len(records) < READ_LIMIT and self._host.spool.next_seq() == records[-1].seq + 1:
+                # Everything stored was just delivered: spare the spool an empty read.
+                self._host.health.set_backlog(self.name, 0)
+                return
 
     async def _deliver(self, batch: Sequence[SpoolRecord]) -> None:
         """Deliver `batch` (split on 413) until each part is acked or dead-lettered."""

@@ -1,14 +1,20 @@
 """Snapshot + Counters + health + spool stats → Prometheus metric families.
 
 Shared by the Pushgateway push and the /metrics endpoint. Families are built afresh
-from the latest snapshot each time (a custom collector on a registry of its own, no
-global state), so a device or interface that vanished from the snapshot vanishes from
-the exposition too. Names, types and labels are the contract's.
+from the snapshot they show (custom collectors on registries of their own, no global
+state), so a device or interface that vanished from the snapshot vanishes from the
+exposition too. Names, types and labels are the contract's.
+
+`Exposition` renders in two parts, each with prometheus_client's `generate_latest` on
+its own registry: the snapshot's families (rendered once per snapshot, then reused by
+every push and scrape of that snapshot) and the self-metrics (re-rendered only when
+the spool stats or an exporter's health counters changed). The text is their
+concatenation: each family appears once, in the same order as one registry would give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -46,6 +52,81 @@ class ArgusCollector:
         yield from _self_families(data)
 
 
+class _PartCollector:
+    """A collector whose families come from a settable function (one registry, reused)."""
+
+    def __init__(self) -> None:
+        self.families: Callable[[], Iterator[Metric]] = _nothing
+
+    def collect(self) -> Iterator[Metric]:
+        return self.families()
+
+
+class Exposition:
+    """Renders MetricsInput to the text exposition (format 0.0.4), caching each part
+    while its input is unchanged: the snapshot part by the identity of the snapshot and
+    counters objects (the agent replaces them at every tick), the self-metrics part by
+    the values it shows. One per agent, shared by the Pushgateway push and /metrics."""
+
+    def __init__(self) -> None:
+        self._snapshot_part = _PartCollector()
+        self._snapshot_registry = CollectorRegistry(auto_describe=False)
+        self._snapshot_registry.register(self._snapshot_part)
+        self._self_part = _PartCollector()
+        self._self_registry = CollectorRegistry(auto_describe=False)
+        self._self_registry.register(self._self_part)
+        self._shown: tuple[Snapshot | None, Counters | None] = (None, None)
+        self._snapshot_text = b""
+        self._self_key: tuple[object, ...] | None = None
+        self._self_text = b""
+        self.renders = 0  # parts rendered (the bench and tests read it)
+
+    def render(self, data: MetricsInput) -> bytes:
+        from prometheus_client.exposition import generate_latest
+
+        shown = self._shown
+        if self.renders == 0 or data.snapshot is not shown[0] or data.counters is not shown[1]:
+            self._snapshot_part.families = lambda: _data_families(data)
+            try:
+                self._snapshot_text = generate_latest(self._snapshot_registry)
+            finally:
+                self._snapshot_part.families = _nothing
+            self._shown = (data.snapshot, data.counters)
+            self.renders += 1
+        key = _self_key(data)
+        if key != self._self_key:
+            self._self_part.families = lambda: _self_families(data)
+            try:
+                self._self_text = generate_latest(self._self_registry)
+            finally:
+                self._self_part.families = _nothing
+            self._self_key = key
+            self.renders += 1
+        return self._snapshot_text + self._self_text
+
+
+def _nothing() -> Iterator[Metric]:
+    return iter(())
+
+
+def _data_families(data: MetricsInput) -> Iterator[Metric]:
+    if data.snapshot is not None:
+        yield from _snapshot_families(data.snapshot)
+    if data.counters is not None:
+        yield from _counter_families(data.counters)
+
+
+def _self_key(data: MetricsInput) -> tuple[object, ...]:
+    """Everything `_self_families` shows, comparable with ==."""
+    stats = data.stats
+    exporters = tuple(
+        (record.success_total, record.failure_total, record.last_success_wall) if record else None
+        for record in (data.health.exporters.get(name) for name in EXPORTERS)
+    )
+    dropped = tuple(stats.dropped.get(reason, 0) for reason in DROP_REASONS)
+    return (data.version, stats.rows, stats.bytes, dropped, exporters)
+
+
 def build_registry(data: MetricsInput) -> CollectorRegistry:
     """A registry holding only the families of `data`."""
     registry = CollectorRegistry(auto_describe=False)
@@ -54,7 +135,7 @@ def build_registry(data: MetricsInput) -> CollectorRegistry:
 
 
 def render(data: MetricsInput) -> bytes:
-    """The text exposition (format 0.0.4) of `data`."""
+    """The text exposition (format 0.0.4) of `data`, from one registry (uncached)."""
     from prometheus_client.exposition import generate_latest
 
     return generate_latest(build_registry(data))

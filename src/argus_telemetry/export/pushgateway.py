@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import weakref
 from urllib.parse import quote
 
 from argus_telemetry.errors import ExportError
 from argus_telemetry.export.base import ExportHost
-from argus_telemetry.export.families import MetricsInput, render
+from argus_telemetry.export.families import Exposition, MetricsInput
 from argus_telemetry.export.http import ThreadedClient, build_client, error_for_exception, error_for_response
+from argus_telemetry.spool.base import SpoolStats
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,45 @@ def _segment(name: str, value: str) -> str:
     return f"/{name}@base64/{encoded}"
 
 
+class _Shared:
+    """What the push and /metrics of one agent share: the exposition renderer and the
+    spool stats of the current spool state."""
+
+    def __init__(self) -> None:
+        self.exposition = Exposition()
+        self.stats_key: tuple[int, int] | None = None
+        self.stats: SpoolStats | None = None
+
+
+_shared: weakref.WeakKeyDictionary[ExportHost, _Shared] = weakref.WeakKeyDictionary()
+
+
+def _shared_for(host: ExportHost) -> _Shared:
+    shared = _shared.get(host)
+    if shared is None:
+        shared = _shared[host] = _Shared()
+    return shared
+
+
 async def metrics_input(host: ExportHost) -> MetricsInput:
-    """The latest snapshot, its counters, health and spool stats, as families' input."""
-    stats = await host.spool.stats()
+    """The latest snapshot, its counters, health and spool stats, as families' input.
+    The stats are asked of the spool again only after an append or a flush (the seq to
+    come or the flush generation changed)."""
+    shared = _shared_for(host)
+    key = (host.spool.next_seq(), host.flush_generation)
+    stats = shared.stats
+    if stats is None or key != shared.stats_key:
+        stats = await host.spool.stats()
+        shared.stats, shared.stats_key = stats, key
     snapshot, counters = host.latest if host.latest is not None else (None, None)
     return MetricsInput(version=host.version, snapshot=snapshot, counters=counters, health=host.health, stats=stats)
+
+
+async def exposition(host: ExportHost) -> bytes:
+    """The text exposition of `host`'s latest snapshot and self-metrics (cached per
+    snapshot, shared by the Pushgateway push and /metrics)."""
+    data = await metrics_input(host)
+    return _shared_for(host).exposition.render(data)
 
 
 class PushgatewayExporter:
@@ -100,7 +136,7 @@ class PushgatewayExporter:
         host = self._host
         if host.latest is None or self._client is None:
             return False
-        body = render(await metrics_input(host))
+        body = await exposition(host)
         try:
             try:
                 response = await self._client.put(self.url, content=body, headers={"Content-Type": CONTENT_TYPE})

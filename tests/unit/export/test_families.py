@@ -7,7 +7,7 @@ import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 from tests.support import factories
 
-from argus_telemetry.export.families import MetricsInput, render
+from argus_telemetry.export.families import Exposition, MetricsInput, render
 from argus_telemetry.health import Health
 from argus_telemetry.snapshot.model import Cpu
 from argus_telemetry.spool.base import SpoolStats
@@ -129,3 +129,30 @@ def test_missing_rates_are_omitted_and_vanished_devices_vanish() -> None:
         "argus_spool_dropped",
         "argus_spool_snapshots",
     ]
+
+
+def test_exposition_reuses_parts_until_their_input_changes() -> None:
+    """`Exposition` gives byte-for-byte the uncached `render` of the same input; it
+    re-renders the snapshot part only for a new snapshot and the self-metrics only when
+    a value they show changed; a device that vanished from the new snapshot is gone."""
+    exposition = Exposition()
+    health = Health(["pushgateway"])
+    first = factories.snapshot(seq=1, disks={"vda": (1.0, 2.0), "vdb": (3.0, 4.0)})
+    counters = factories.counters()
+    data = MetricsInput("1", first, counters, health, _stats())
+    assert exposition.render(data) == render(data)
+    assert b'argus_disk_read_bytes_per_second{device="vdb"} 3.0' in render(data)
+    assert exposition.renders == 2
+    assert exposition.render(MetricsInput("1", first, counters, health, _stats())) == render(data)
+    assert exposition.renders == 2
+    health.record_success("pushgateway", 1_800_000_000.0)
+    again = MetricsInput("1", first, counters, health, _stats())
+    assert exposition.render(again) == render(again)
+    assert exposition.renders == 3
+    second = factories.snapshot(seq=2, disks={"vda": (5.0, 6.0)})
+    later = MetricsInput("1", second, counters, health, _stats(max_age=4))
+    text = exposition.render(later)
+    assert text == render(later)
+    assert exposition.renders == 5
+    assert b"vdb" not in text
+    assert b'argus_spool_dropped_total{reason="max_age"} 4.0' in text
