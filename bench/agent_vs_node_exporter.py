@@ -22,6 +22,7 @@ values from another run. Goal: agent CPU ≤ ne_min's, agent RSS ≤ 25 MiB; wit
     python bench/agent_vs_node_exporter.py                      # 20 s warm-up, 3 × 120 s
     python bench/agent_vs_node_exporter.py --window 30 --repeat 1   # a quick look
     python bench/agent_vs_node_exporter.py --exporters          # Pushgateway + Loki + /metrics
+    python bench/agent_vs_node_exporter.py --exporters --remote-write   # ... + remote_write
 
 Linux only (reads /proc). Installs prometheus-node-exporter with apt-get when missing.
 Everything is written to a scratch directory (`--out`), removed unless `--keep`.
@@ -302,50 +303,85 @@ def summary(values: list[float], digits: int = 1) -> str:
 
 
 class Exporters:
-    """The receivers of `--exporters`: a real pushgateway and the test Loki receiver
-    (tests/support, imported from the repository this script lives in)."""
+    """The receivers of `--exporters` (a real pushgateway and the test Loki receiver) and
+    of `--remote-write` (a real victoria-metrics), from tests/support of the repository
+    this script lives in."""
 
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, *, exporters: bool, remote_write: bool) -> None:
         sys.path.insert(0, str(REPO))
         from tests.support.loki_receiver import LokiReceiver
+        from tests.support.rw_servers import VictoriaMetrics
         from tests.support.servers import Pushgateway
 
-        (scratch / "pushgateway").mkdir()
-        self.pushgateway = Pushgateway(scratch / "pushgateway")
-        self.loki = LokiReceiver()
-        self.metrics_port = free_port()
+        self.pushgateway: Pushgateway | None = None
+        self.loki: LokiReceiver | None = None
+        self.victoria: VictoriaMetrics | None = None
+        self.metrics_port = 0
+        if exporters:
+            (scratch / "pushgateway").mkdir()
+            self.pushgateway = Pushgateway(scratch / "pushgateway")
+            self.loki = LokiReceiver()
+            self.metrics_port = free_port()
+        if remote_write:
+            self.victoria = VictoriaMetrics(scratch / "victoria-metrics")
 
     def start(self) -> None:
-        self.pushgateway.start()
-        self.loki.start()
+        if self.pushgateway is not None:
+            self.pushgateway.start()
+        if self.loki is not None:
+            self.loki.start()
+        if self.victoria is not None:
+            self.victoria.start()
 
     def stop(self) -> None:
-        self.loki.stop()
-        self.pushgateway.stop()
+        if self.loki is not None:
+            self.loki.stop()
+        if self.pushgateway is not None:
+            self.pushgateway.stop()
+        if self.victoria is not None:
+            self.victoria.stop()
 
     def config(self) -> str:
-        return (
-            f'\n[pushgateway]\nurl = "{self.pushgateway.url}"\njob = "argus"\n'
-            f'\n[loki]\nurl = "{self.loki.url}"\ntenant = "bench"\n'
-            f'\n[metrics]\nlisten = "127.0.0.1:{self.metrics_port}"\n'
-        )
+        text = ""
+        if self.pushgateway is not None and self.loki is not None:
+            text += (
+                f'\n[pushgateway]\nurl = "{self.pushgateway.url}"\njob = "argus"\n'
+                f'\n[loki]\nurl = "{self.loki.url}"\ntenant = "bench"\n'
+                f'\n[metrics]\nlisten = "127.0.0.1:{self.metrics_port}"\n'
+            )
+        if self.victoria is not None:
+            text += f'\n[remote_write]\nurl = "{self.victoria.write_url}"\n'
+        return text
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else ""
 
     def report(self, scrapes: dict[str, int]) -> None:
         """What reached the receivers, so a run where an exporter did not work is visible."""
-        seqs = self.loki.seqs()
-        statuses = self.loki.statuses()
-        groups = len(self.pushgateway.groups()) if self.pushgateway.process is not None else 0
-        print(
-            f"agent /metrics scrapes: {scrapes['ok']} ok, {scrapes['failed']} failed; "
-            f"Loki: {len(seqs)} entries (seq {min(seqs, default=0)}..{max(seqs, default=0)}) in "
-            f"{len(statuses)} pushes, {sum(1 for s in statuses if s != 204)} not 204; "
-            f"Pushgateway: {groups} group(s)",
-            file=sys.stderr,
-        )
+        parts = []
+        if self.pushgateway is not None and self.loki is not None:
+            seqs = self.loki.seqs()
+            statuses = self.loki.statuses()
+            groups = len(self.pushgateway.groups()) if self.pushgateway.process is not None else 0
+            parts.append(
+                f"agent /metrics scrapes: {scrapes['ok']} ok, {scrapes['failed']} failed; "
+                f"Loki: {len(seqs)} entries (seq {min(seqs, default=0)}..{max(seqs, default=0)}) in "
+                f"{len(statuses)} pushes, {sum(1 for s in statuses if s != 204)} not 204; "
+                f"Pushgateway: {groups} group(s)"
+            )
+        if self.victoria is not None and self.victoria.process is not None:
+            import asyncio
+
+            series = asyncio.run(self.victoria.export('{__name__=~"argus_.+"}'))
+            stamps = {
+                t for s in series if s["metric"].get("__name__") == "argus_memory_total_bytes" for t in s["timestamps"]
+            }
+            parts.append(
+                f"victoria-metrics: {len(series)} argus_ series, "
+                f"{sum(len(s['values']) for s in series)} samples, {len(stamps)} snapshots"
+            )
+        print("; ".join(parts), file=sys.stderr)
 
 
 def measure(args: argparse.Namespace, scratch: Path) -> list[Target]:
@@ -353,7 +389,11 @@ def measure(args: argparse.Namespace, scratch: Path) -> list[Target]:
     port = free_port()
     agent_data = scratch / "agent-data"
     config = scratch / "agent.toml"
-    exporters = Exporters(scratch) if args.exporters else None
+    exporters = (
+        Exporters(scratch, exporters=args.exporters, remote_write=args.remote_write)
+        if args.exporters or args.remote_write
+        else None
+    )
     text = f'[agent]\ndata_dir = "{agent_data}"\n\n[stream]\nenabled = false\n'
     (scratch / "floor").mkdir()
     argus = args.argus.split() if args.argus else [sys.executable, "-m", "argus_telemetry"]
@@ -398,7 +438,7 @@ def measure(args: argparse.Namespace, scratch: Path) -> list[Target]:
             threading.Thread(target=scraper, args=(url, args.interval, stop, counts), daemon=True),
             threading.Thread(target=sampler, args=(targets, stop), daemon=True),
         ]
-        if exporters is not None:
+        if exporters is not None and exporters.metrics_url:
             wait_until(lambda: http_ok(exporters.metrics_url), f"the agent's /metrics on {exporters.metrics_url}")
             threads.append(
                 threading.Thread(
@@ -471,12 +511,18 @@ def report(targets: list[Target], args: argparse.Namespace) -> None:
         )
     agent = targets[0]
     if agent.cpu_per_hour and agent.rss_mean:
-        cpu_factor, rss_goal = (1.2, 32.0) if args.exporters else (1.0, 25.0)
+        cpu_factor, rss_goal = (1.2, 32.0) if args.exporters or args.remote_write else (1.0, 25.0)
         cpu_ok = statistics.median(agent.cpu_per_hour) <= cpu_factor * ref_cpu
         rss_ok = statistics.median(agent.rss_mean) <= rss_goal
         print()
         verdict = {True: "met", False: "NOT met"}
-        what = "Pushgateway + Loki + /metrics" if args.exporters else "no exporter"
+        what = (
+            " + ".join(
+                (["Pushgateway + Loki + /metrics"] if args.exporters else [])
+                + (["remote_write"] if args.remote_write else [])
+            )
+            or "no exporter"
+        )
         print(
             f"agent with {what}: goal CPU s/h ≤ {cpu_factor:g} × ne_min: {verdict[cpu_ok]}; "
             f"goal RSS ≤ {rss_goal:g} MiB: {verdict[rss_ok]}"
@@ -513,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
         "--exporters",
         action="store_true",
         help="enable Pushgateway (a real pushgateway), Loki (the test receiver) and /metrics (scraped every 2 s)",
+    )
+    parser.add_argument(
+        "--remote-write",
+        action="store_true",
+        help="enable [remote_write] into a real victoria-metrics (issue 8); combine with --exporters",
     )
     parser.add_argument("--json-out", default="", help="also write the raw figures as JSON to this file")
     args = parser.parse_args(argv)
