@@ -255,13 +255,37 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def scraper(url: str, interval: float, stop: threading.Event, counts: dict[str, int]) -> None:
-    """GET `url` every `interval` seconds on absolute deadlines (as Prometheus would)."""
+def scraper(url: str, interval: float, stop: threading.Event, counts: dict[str, int], keep_alive: bool = False) -> None:
+    """GET `url` every `interval` seconds on absolute deadlines (as Prometheus would);
+    a new connection per scrape, or with `keep_alive` one reused connection (as
+    Prometheus does), opened again after an error."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection: http.client.HTTPConnection | None = None
     deadline = time.monotonic()
     while not stop.is_set():
-        counts["ok" if http_ok(url) else "failed"] += 1
+        if keep_alive:
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=2)
+                connection.request("GET", parts.path)
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+            if not ok and connection is not None:
+                connection.close()
+                connection = None
+        else:
+            ok = http_ok(url)
+        counts["ok" if ok else "failed"] += 1
         deadline += interval
         stop.wait(max(0.0, deadline - time.monotonic()))
+    if connection is not None:
+        connection.close()
 
 
 def sampler(targets: list[Target], stop: threading.Event) -> None:
@@ -435,14 +459,16 @@ def measure(args: argparse.Namespace, scratch: Path) -> list[Target]:
         wait_until(lambda: "agent started" in targets[0].log.read_text(errors="replace"), "the agent to start")
         wait_until((scratch / "floor" / "floor.db-wal").exists, "the Python floor loop")
         threads = [
-            threading.Thread(target=scraper, args=(url, args.interval, stop, counts), daemon=True),
+            threading.Thread(target=scraper, args=(url, args.interval, stop, counts, args.keep_alive), daemon=True),
             threading.Thread(target=sampler, args=(targets, stop), daemon=True),
         ]
         if exporters is not None and exporters.metrics_url:
             wait_until(lambda: http_ok(exporters.metrics_url), f"the agent's /metrics on {exporters.metrics_url}")
             threads.append(
                 threading.Thread(
-                    target=scraper, args=(exporters.metrics_url, args.interval, stop, agent_scrapes), daemon=True
+                    target=scraper,
+                    args=(exporters.metrics_url, args.interval, stop, agent_scrapes, args.keep_alive),
+                    daemon=True,
                 )
             )
         for thread in threads:
@@ -564,6 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         "--remote-write",
         action="store_true",
         help="enable [remote_write] into a real victoria-metrics (issue 8); combine with --exporters",
+    )
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="scrape node_exporter and the agent over one kept-alive connection each (as Prometheus does)",
     )
     parser.add_argument("--json-out", default="", help="also write the raw figures as JSON to this file")
     args = parser.parse_args(argv)
