@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -58,20 +57,21 @@ async def test_requests_run_in_one_daemon_thread_and_answer_the_loop(receiver: L
 
 
 async def test_cancelling_a_hung_request_and_closing_do_not_wait(receiver: LokiReceiver) -> None:
-    """A request the receiver never answers: cancelling the awaiting task returns at once
-    (the event loop is never blocked), and aclose returns at once while the thread still
-    holds the request; released, the thread drops the answer and exits."""
+    """A request the receiver never answers: cancelling the awaiting task returns, and
+    aclose returns, while the thread still holds the unanswered request (neither waits
+    for it: the request could only end at its 60 s timeout or on release); released,
+    the thread drops the answer and exits."""
     receiver.inject(Fault("hang", count=1))
-    client = _client(receiver.url, timeout=30.0)
+    client = _client(receiver.url, timeout=60.0)
     task = asyncio.create_task(client.post(receiver.push_url, content=BODY, headers=HEADERS))
     await asyncio.to_thread(receiver.wait_for, lambda r: len(r.requests) == 1)
-    started = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await client.aclose()
-    assert time.monotonic() - started < 1.0
     (thread,) = _http_threads()
+    assert thread.is_alive()
+    assert [request.status for request in receiver.requests] == [None]
     receiver.release_hung()
     await asyncio.to_thread(thread.join, 10)
     assert not thread.is_alive()
