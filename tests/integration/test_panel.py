@@ -43,8 +43,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 HOSTNAME = "panel-test-host"
-START_SECONDS = 20.0
-WAIT_MS = 15_000
+START_SECONDS = 30.0
+WAIT_MS = 30_000
 PAGE_FILES = {
     "/",
     "/vendor/uPlot.min.css",

@@ -281,7 +281,7 @@ class LokiReceiver:
                 connection.shutdown(socket.SHUT_RDWR)
         self._server = None
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=30)
 
     @property
     def running(self) -> bool:

@@ -48,7 +48,7 @@ class Pushgateway:
         host = "localhost" if self.ssl_context else "127.0.0.1"
         return f"{scheme}://{host}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> Pushgateway:
+    def start(self, timeout: float = 30.0) -> Pushgateway:
         binary = shutil.which(PUSHGATEWAY)
         if binary is None:
             raise AssertionError(f"{PUSHGATEWAY} is not installed (apt-get install prometheus-pushgateway)")
@@ -101,7 +101,7 @@ class Pushgateway:
             token = b64encode(f"{self.basic_auth[0]}:{self.basic_auth[1]}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(request, timeout=5, context=self.ssl_context) as response:
+            with urllib.request.urlopen(request, timeout=30, context=self.ssl_context) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()

@@ -149,7 +149,7 @@ class SystemdBox:
         )
         log.close()
         pid_file = self.state_dir / "pid.tmp"
-        self._wait(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 10.0, "the box's PID 1")
+        self._wait(lambda: pid_file.exists() and pid_file.read_text().strip() != "", 30.0, "the box's PID 1")
         self.pid = int(pid_file.read_text().strip())
 
         def booted() -> bool:

@@ -50,7 +50,7 @@ async def test_requests_run_in_one_daemon_thread_and_answer_the_loop(receiver: L
     assert [entry.line for entry in receiver.entries] == ["line-1"]
     assert receiver.duplicates == 1
     await client.aclose()
-    threads[0].join(timeout=5)
+    threads[0].join(timeout=30)
     assert not threads[0].is_alive()
     with pytest.raises(RuntimeError, match="the HTTP client is closed"):
         await client.post(receiver.push_url, content=BODY, headers=HEADERS)

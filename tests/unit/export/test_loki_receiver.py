@@ -32,7 +32,7 @@ def _body(values: list[list[object]], labels: dict[str, str] | None = None) -> b
 
 
 def _post(receiver: LokiReceiver, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(receiver.push_url, content=body, headers=JSON if headers is None else headers, timeout=5)
+    return httpx.post(receiver.push_url, content=body, headers=JSON if headers is None else headers, timeout=30)
 
 
 def test_valid_push_is_stored_with_service_name(receiver: LokiReceiver) -> None:

@@ -26,7 +26,7 @@ from argus_telemetry.stream._windows import (
 )
 
 GENERIC_WRITE = 0x40000000
-WAIT_SECONDS = 10.0  # a deadline for threads, never a sleep
+WAIT_SECONDS = 30.0  # a deadline for threads, never a sleep
 
 
 class WinError(Exception):
