@@ -60,37 +60,39 @@ def test_kill_9_mid_drain_loses_nothing(tmp_path: Path, clean_env: dict[str, str
     arrives (its argus_snapshot_timestamp_seconds sample), live ones continue after it,
     and at most one batch (10 snapshots) arrives twice."""
     server = VictoriaMetrics(tmp_path / "vm").start()
-    data = tmp_path / "data"
-    start_wall = time.time() - 2.0 * BACKLOG - 10.0
-    asyncio.run(_backlog(data / "Logs", start_wall))
-    config = tmp_path / "argus.toml"
-    config.write_text(
-        f'[agent]\ninterval = "500ms"\nhostname = "rw-chaos"\ndata_dir = "{data}"\n'
-        f"[stream]\nenabled = false\n"
-        f'[remote_write]\nurl = "{server.write_url}"\nbatch_max_samples = {BATCH_SNAPSHOTS * SERIES_PER_SNAPSHOT}\n'
-        f'max_send_rate = "4KiB"\n'
-    )
-    log = tmp_path / "agent.log"
-    env = {**clean_env, "ARGUS_LOG_LEVEL": "DEBUG"}
-    first = _start(config, env, log)
     try:
-        _wait(lambda: len(_stamps(server)) >= 3 * BATCH_SNAPSHOTS, timeout=60)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    before = len(_stamps(server))
-    assert before < BACKLOG, "the drain finished before the kill; slow it down"
-    second = _start(config, env, log)
-    backlog_ms = [int((start_wall + 2.0 * i) * 1000) for i in range(BACKLOG)]
-    try:
-        _wait(lambda: set(backlog_ms) <= set(_stamps(server)) and max(_stamps(server)) > backlog_ms[-1], timeout=90)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=10) == 0, log.read_text()[-3000:]
+        data = tmp_path / "data"
+        start_wall = time.time() - 2.0 * BACKLOG - 10.0
+        asyncio.run(_backlog(data / "Logs", start_wall))
+        config = tmp_path / "argus.toml"
+        config.write_text(
+            f'[agent]\ninterval = "500ms"\nhostname = "rw-chaos"\ndata_dir = "{data}"\n'
+            f"[stream]\nenabled = false\n"
+            f'[remote_write]\nurl = "{server.write_url}"\nbatch_max_samples = {BATCH_SNAPSHOTS * SERIES_PER_SNAPSHOT}\n'
+            f'max_send_rate = "4KiB"\n'
+        )
+        log = tmp_path / "agent.log"
+        env = {**clean_env, "ARGUS_LOG_LEVEL": "DEBUG"}
+        first = _start(config, env, log)
+        try:
+            _wait(lambda: len(_stamps(server)) >= 3 * BATCH_SNAPSHOTS, timeout=60)
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        before = len(_stamps(server))
+        assert before < BACKLOG, "the drain finished before the kill; slow it down"
+        second = _start(config, env, log)
+        backlog_ms = [int((start_wall + 2.0 * i) * 1000) for i in range(BACKLOG)]
+        try:
+            _wait(lambda: set(backlog_ms) <= set(_stamps(server)) and max(_stamps(server)) > backlog_ms[-1], timeout=90)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=10) == 0, log.read_text()[-3000:]
         stamps = _stamps(server)
+    finally:
         server.stop()
     duplicates = len(stamps) - len(set(stamps))
     print(f"kill -9 after {before} backlog snapshots delivered; duplicates kept by VictoriaMetrics: {duplicates}")
