@@ -9,20 +9,37 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from argus_telemetry.clock import SystemClock
 from argus_telemetry.config.model import SpoolConfig
 from argus_telemetry.spool.sqlite import SqliteSpool
 
 STORED = re.compile(r"\bstored\b.*\bseq=(\d+)")
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_agents() -> Iterator[None]:
+    """Kill any agent a failed test left running (a passing test has stopped it)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
 
 
 def _start(config: Path | None, env: dict[str, str]) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "argus_telemetry", "run"]
     if config is not None:
         args += ["-c", str(config)]
-    return subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    _STARTED.append(proc)
+    return proc
 
 
 def _read_until_stored(proc: subprocess.Popen[str], count: int, deadline_seconds: float = 30.0) -> list[str]:
