@@ -254,18 +254,29 @@ def test_upgrade_delivers_the_spooled_backlog_after_the_restart(box: SystemdBox,
     assert code == 0
     assert out.splitlines()[0] == f"upgrading {__version__} to {newer}: stopping the agent"
     assert agent_status(box)["version"] == newer
-    journal = box.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat").stdout
-    stopped = [int(seq) for seq in re.findall(r" agent stopped seq=(\d+)$", journal, re.MULTILINE)]
-    assert len(stopped) == 1, journal[-2000:]
+
+    def journal() -> str:
+        return box.run("journalctl", "-u", UNIT, "--no-pager", "-o", "cat").stdout
+
+    def both_runs_logged() -> bool:
+        text = journal()
+        return " agent stopped seq=" in text and len(re.findall(r" agent started version=", text)) >= 2
+
+    # journald reads the agents' stderr asynchronously: wait until both runs' lines are in
+    wait_for(both_runs_logged, "the old agent's stop and the new one's start in the journal")
+    text = journal()
+    stopped = [int(seq) for seq in re.findall(r" agent stopped seq=(\d+)$", text, re.MULTILINE)]
+    assert len(stopped) == 1, text[-2000:]
     last_old = stopped[0]
     assert last_old >= 10
-    versions = re.findall(r" agent started version=(\S+) ", journal)
+    versions = re.findall(r" agent started version=(\S+) ", text)
     assert versions == [__version__, newer]
     assert loki.entries == []
     assert set(loki.statuses()) == {503}
+    # the new agent continues the seq (its first snapshot may come after it answers)
+    wait_for(lambda: spool_of(box)["newest_seq"] > last_old, "the new agent's first snapshot")
     spool = spool_of(box)
     assert (spool["oldest_seq"], spool["snapshots"]) == (1, spool["newest_seq"])
-    assert spool["newest_seq"] > last_old  # the new agent continued the seq
 
     loki.faults.clear()  # Loki accepts from now on
     loki.wait_for(lambda r: len(r.entries) > last_old + 5, timeout=60)
