@@ -234,6 +234,9 @@ class SystemdInstaller:
         return {key: value for key, sep, value in pairs if sep}
 
     def _journal_tail(self) -> str:
+        # journald stores a service's output asynchronously: flush it first so the
+        # failing agent's last lines are in the message, not still in flight.
+        subprocess.run(["journalctl", "--sync"], capture_output=True, check=False, timeout=10)
         done = subprocess.run(
             ["journalctl", "-u", unit.UNIT_NAME, "-n", str(JOURNAL_LINES), "--no-pager", "-o", "cat"],
             capture_output=True,
