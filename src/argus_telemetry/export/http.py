@@ -14,6 +14,8 @@ neither are auth headers or URLs with userinfo (see `redact_url`).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import email.utils
 import queue
@@ -35,6 +37,22 @@ if TYPE_CHECKING:
 
 MISCONFIGURED = frozenset({401, 403, 404, 405, 415})  # keep data, retry slowly, report loudly
 MAX_ERROR_TEXT = 4096  # of a response body kept in errors and dead-letter files
+# Request headers whose values are never secret; every other header value we sent (auth,
+# remote_write's configured headers) is blanked out of a backend's error text.
+_PUBLIC_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "host",
+        "user-agent",
+        "x-prometheus-remote-write-version",
+        "x-scope-orgid",
+    }
+)
 
 
 _Job = tuple[Callable[[], "httpx.Response"], Callable[["httpx.Response | None", BaseException | None], None]]
@@ -282,12 +300,32 @@ def error_for_response(exporter: str, response: httpx.Response, now_wall: float)
     status = response.status_code
     if 200 <= status < 300:
         return None
-    text = response.text[:MAX_ERROR_TEXT].strip() or response.reason_phrase
+    text = redact_sent_secrets(response.text[:MAX_ERROR_TEXT].strip(), response.request) or response.reason_phrase
     retry_after = parse_retry_after(response.headers.get("Retry-After"), now_wall)
     if status in MISCONFIGURED:
         text = f"{text} (check the URL, tenant and credentials)"
     refused = 400 <= status < 500 and status not in MISCONFIGURED and status not in {408, 413, 429}
     return ExportError(exporter, text, status=status, retryable=not refused, retry_after_seconds=retry_after)
+
+
+def redact_sent_secrets(text: str, request: httpx.Request) -> str:
+    """`text` (a backend's answer, kept in logs, `status` and dead letters) with every
+    secret value this request carried replaced by "***": some servers and proxies echo
+    request headers back in their error pages."""
+    secrets: list[str] = []
+    for name, value in request.headers.items():
+        if name.lower() in _PUBLIC_HEADERS:
+            continue
+        secrets.append(value)
+        scheme, _, credentials = value.partition(" ")
+        if name.lower() == "authorization" and credentials:
+            secrets.append(credentials)
+            if scheme.lower() == "basic":
+                with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                    secrets.append(base64.b64decode(credentials, validate=True).decode().partition(":")[2])
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def error_for_exception(exporter: str, exc: Exception) -> ExportError:
