@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from argus_telemetry.export.base import ExportHost
-from argus_telemetry.export.http import ThreadedClient, client_for, error_for_exception, error_for_response
+from argus_telemetry.export.http import HTTP_ERRORS, ThreadedClient, client_for, error_for_exception, error_for_response
 from argus_telemetry.snapshot.model import time_ns
 from argus_telemetry.spool.base import SpoolRecord
 
@@ -93,13 +93,11 @@ class LokiExporter:
         return len(records)
 
     async def export(self, batch: Sequence[SpoolRecord]) -> int:
-        import httpx
-
         assert self._client is not None, "start() builds the client"
         body = encode_body(batch, self.labels)
         try:
             response = await self._client.post(self.url, content=compress(body), headers=self._headers)
-        except httpx.HTTPError as exc:
+        except HTTP_ERRORS as exc:
             raise error_for_exception(self.name, exc) from exc
         error = error_for_response(self.name, response, self._host.clock.wall())
         if error is not None:

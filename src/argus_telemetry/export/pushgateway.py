@@ -17,7 +17,13 @@ from urllib.parse import quote
 from argus_telemetry.errors import ExportError
 from argus_telemetry.export.base import ExportHost
 from argus_telemetry.export.families import Exposition, MetricsInput
-from argus_telemetry.export.http import ThreadedClient, build_client, error_for_exception, error_for_response
+from argus_telemetry.export.http import (
+    HTTP_ERRORS,
+    ThreadedClient,
+    build_client,
+    error_for_exception,
+    error_for_response,
+)
 from argus_telemetry.spool.base import SpoolStats
 
 log = logging.getLogger(__name__)
@@ -131,8 +137,6 @@ class PushgatewayExporter:
     async def push(self) -> bool:
         """PUT the latest snapshot once; True on success. Failures are counted in
         health (logged once per state change there), never raised."""
-        import httpx
-
         host = self._host
         if host.latest is None or self._client is None:
             return False
@@ -140,7 +144,7 @@ class PushgatewayExporter:
         try:
             try:
                 response = await self._client.put(self.url, content=body, headers={"Content-Type": CONTENT_TYPE})
-            except httpx.HTTPError as exc:
+            except HTTP_ERRORS as exc:
                 raise error_for_exception(self.name, exc) from exc
             error = error_for_response(self.name, response, host.clock.wall())
             if error is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from argus_telemetry.config.model import Config
 from argus_telemetry.errors import ConfigError
 from argus_telemetry.export.base import ExportHost
-from argus_telemetry.export.http import ThreadedClient, client_for, error_for_exception, error_for_response
+from argus_telemetry.export.http import HTTP_ERRORS, ThreadedClient, client_for, error_for_exception, error_for_response
 from argus_telemetry.export.rw_series import RESERVED_LABELS, EncodedRequest, SeriesEncoder, SeriesKey
 from argus_telemetry.spool.base import SpoolRecord
 
@@ -115,8 +115,6 @@ class RemoteWriteExporter:
     async def export(self, batch: Sequence[SpoolRecord]) -> int:
         """Send the request for `batch` (planned by `cut`, re-planned after a 413 split
         or when samples in it became too old); return the compressed bytes sent."""
-        import httpx
-
         assert self._client is not None, "start() builds the client"
         pending = self._pending.get((batch[0].seq, batch[-1].seq))
         if pending is None or pending.records != len(batch) or self._aged(pending):
@@ -124,7 +122,7 @@ class RemoteWriteExporter:
         if pending.request is not None:
             try:
                 response = await self._client.post(self.url, content=pending.body)
-            except httpx.HTTPError as exc:
+            except HTTP_ERRORS as exc:
                 raise error_for_exception(self.name, exc) from exc
             error = error_for_response(self.name, response, self._host.clock.wall())
             if error is not None:

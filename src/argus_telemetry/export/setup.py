@@ -1,6 +1,6 @@
 """Builds the enabled exporters and the /metrics endpoint from the Config.
 
-Imports are lazy: with no exporter configured the agent never loads httpx or
+Imports are lazy: with no exporter configured the agent never loads http.client or
 prometheus_client (RSS target, perf notes).
 """
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def needs_ssl(config: Config) -> bool:
-    """Whether this configuration can ever use TLS. Every exporter's HTTP client (httpx)
+    """Whether this configuration can ever use TLS. Every exporter's HTTP client (http.client)
     imports `ssl`; with no exporter configured nothing does, and the agent can run
     without loading OpenSSL (~4 MiB RSS, see docs/decisions.md)."""
     # /metrics too: prometheus_client's exposition module imports ssl unconditionally.

@@ -49,7 +49,12 @@ def test_install_stages_every_file(tmp_path: Path, capsys: pytest.CaptureFixture
     python = tmp_path / "opt/argus-telemetry/venv/bin/python3"
     # The staged venv imports the agent and its dependencies, isolated from this venv.
     done = subprocess.run(
-        [str(python), "-I", "-c", "import argus_telemetry, httpx, psutil, msgspec; print(argus_telemetry.__version__)"],
+        [
+            str(python),
+            "-I",
+            "-c",
+            "import argus_telemetry, cramjam, psutil, msgspec; print(argus_telemetry.__version__)",
+        ],
         capture_output=True,
         text=True,
         check=True,
