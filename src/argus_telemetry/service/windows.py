@@ -252,16 +252,11 @@ class WindowsInstaller:
         return self._certs
 
     def _read_record(self) -> dict[str, str] | None:
-        path = self._program_dir / RECORD_NAME
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise ServiceError(f"{path}: cannot read the installed version ({exc})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("version"), str):
-            raise ServiceError(f"{path}: no installed version recorded; uninstall, then install again")
-        return {str(k): str(v) for k, v in data.items()}
+        # The same record file and rules as the systemd installer's; imported here so the
+        # service process itself never loads the venv builder.
+        from argus_telemetry.service.program import read_record
+
+        return read_record(self._program_dir)
 
     def _write_record(self, thumbprint: str) -> None:
         record = {"version": __version__, "ca_thumbprint": thumbprint}
