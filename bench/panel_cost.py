@@ -29,16 +29,9 @@ from playwright.sync_api import Request, sync_playwright
 
 from argus_telemetry.config.units import parse_duration
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
 WINDOW_SECONDS = 600.0
 
 

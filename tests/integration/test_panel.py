@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Route, sync_playwright
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 from argus_telemetry import __version__
 from argus_telemetry.panel import assets
@@ -32,16 +33,6 @@ from argus_telemetry.stream.protocol import error_line, gap_line, hello_line, sn
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTNAME = "panel-test-host"
 START_SECONDS = 30.0
 WAIT_MS = 30_000
